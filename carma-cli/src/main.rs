@@ -1,0 +1,5 @@
+//! The `carma` command.
+
+fn main() {
+    println!("carma: not yet implemented");
+}

@@ -1,0 +1,283 @@
+//! The bundle's wire format (version 1).
+//!
+//! A bundle file is
+//!
+//! ```text
+//! MAGIC (8 bytes) | FORMAT_VERSION (u16 LE) | body length (u32 LE) | body | CRC-32 (u32 LE)
+//! ```
+//!
+//! where the body is a [`BundleWire`] serialized with postcard and the CRC-32
+//! (IEEE) covers every byte before it. Numeric arrays are byte strings of
+//! little-endian `f32` (or `u16`) values, so decoding borrows them from the
+//! file instead of copying. The writer (`carma-train`) does everything that
+//! can be done once: MADE masks are multiplied into the weights, hidden units
+//! are sorted by when they become computable during inversion, and that
+//! schedule is stored in [`FlowWire::ready`].
+//!
+//! Layouts (all row-major, `W` is `[out][in]` as in `y = W x + b`):
+//! - [`MlpWire::params`]: for each consecutive pair `dims[l], dims[l+1]`, first
+//!   `W_l` (`dims[l+1] * dims[l]` values), then `b_l` (`dims[l+1]` values).
+//! - [`FlowWire::params`]: the params of each flow layer, one after the other,
+//!   each laid out as an MLP over [`FlowWire::dims`]. Layer 0 is applied first
+//!   in the data-to-latent direction.
+//! - MADE output order: row `2i` is the shift of feature `i`, row `2i + 1` its
+//!   unconstrained log-scale (SPEC section 5).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, FormatError};
+
+/// The first eight bytes of every bundle.
+pub const MAGIC: [u8; 8] = *b"CARMA\0BN";
+/// The format version this crate reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Bytes before the body: magic, version, body length.
+pub const HEADER_LEN: usize = 8 + 2 + 4;
+/// Bytes after the body: the CRC-32.
+pub const TRAILER_LEN: usize = 4;
+/// The largest number of features a bundle may have (feature sets are `u64` bit masks).
+pub const MAX_FEATURES: usize = 64;
+
+/// An activation function, applied elementwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// `x`.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` if `x > 0`, else `exp(x) - 1`.
+    Elu,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+}
+
+/// A dense multilayer perceptron.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MlpWire<'a> {
+    /// Layer widths as `u16` LE: input, hidden..., output. At least two.
+    #[serde(borrow)]
+    pub dims: &'a [u8],
+    /// Activation after every hidden layer.
+    pub hidden: Activation,
+    /// Activation after the output layer.
+    pub output: Activation,
+    /// Weights and biases, `f32` LE, in the order given in the module docs.
+    #[serde(borrow)]
+    pub params: &'a [u8],
+}
+
+/// Names and properties of the features, and the causal graph.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FeaturesWire<'a> {
+    /// Feature names separated by `'\n'`, `D` of them, none empty.
+    #[serde(borrow)]
+    pub names: &'a str,
+    /// `D` bytes: 1 if the feature is binary (0 or 1), else 0.
+    #[serde(borrow)]
+    pub binary: &'a [u8],
+    /// `D` bytes: 1 if the feature may be intervened on, else 0.
+    #[serde(borrow)]
+    pub actionable: &'a [u8],
+    /// `D * D` bytes: `parents[i * D + j] = 1` iff feature `j` is a parent of `i`.
+    #[serde(borrow)]
+    pub parents: &'a [u8],
+    /// `D` bytes: a topological order of the graph (parents before children).
+    #[serde(borrow)]
+    pub order: &'a [u8],
+}
+
+/// Per-feature standardization `x~ = (x - mean) / std` (SPEC section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScalerWire<'a> {
+    /// `D` means, `f32` LE.
+    #[serde(borrow)]
+    pub mean: &'a [u8],
+    /// `D` standard deviations (positive), `f32` LE.
+    #[serde(borrow)]
+    pub std: &'a [u8],
+}
+
+/// The causal normalizing flow: stacked masked affine (MADE) layers (SPEC section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FlowWire<'a> {
+    /// Number of stacked layers, at least one.
+    pub layers: u8,
+    /// Hyper-network widths as `u16` LE, shared by every layer: `D`, hidden..., `2D`.
+    #[serde(borrow)]
+    pub dims: &'a [u8],
+    /// Every layer's hyper-network parameters (masks already multiplied in).
+    #[serde(borrow)]
+    pub params: &'a [u8],
+    /// Inversion schedule, `u16` LE. For each layer, for each hidden layer of
+    /// its hyper-network, `D + 1` entries: entry `t` is how many of that
+    /// hidden layer's units (a prefix, the writer sorts them) can be computed
+    /// once the first `t` features of the topological order are known.
+    #[serde(borrow)]
+    pub ready: &'a [u8],
+}
+
+/// The CARMA networks and what the recommendation needs besides them (SPEC section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CarmaWire<'a> {
+    /// Mask network: `D -> ... -> 2D` logits, `(phi_i0, phi_i1)` at `2i, 2i + 1`.
+    #[serde(borrow)]
+    pub mask_net: MlpWire<'a>,
+    /// Action network: `[z, m]` (`2D`) `-> ... -> D` latent shifts.
+    #[serde(borrow)]
+    pub action_net: MlpWire<'a>,
+    /// Lower bound of the latent shift clamp.
+    pub clamp_lo: f32,
+    /// Upper bound of the latent shift clamp.
+    pub clamp_hi: f32,
+    /// `D` cost ranges (max - min of the standardized training data), `f32` LE.
+    #[serde(borrow)]
+    pub cost_range: &'a [u8],
+    /// `D` preference weights (1 by default), `f32` LE.
+    #[serde(borrow)]
+    pub weights: &'a [u8],
+}
+
+/// What a user needs to trust a model: provenance and measured quality.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetaWire<'a> {
+    /// The dataset the model was trained on.
+    #[serde(borrow)]
+    pub dataset: &'a str,
+    /// The training seed.
+    pub seed: u64,
+    /// The program that wrote the bundle, with its version.
+    #[serde(borrow)]
+    pub trainer: &'a str,
+    /// Measured quality; `None` where not measured.
+    pub metrics: MetricsWire,
+}
+
+/// Training and test metrics stored with a model.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricsWire {
+    /// Rows used to train the flow.
+    pub n_train: u32,
+    /// Rows used to test.
+    pub n_test: u32,
+    /// Classifier accuracy on its test split, in [0, 1].
+    pub classifier_test_accuracy: Option<f32>,
+    /// Flow mean test log-likelihood per individual, original units (nats).
+    pub flow_test_loglik: Option<f32>,
+    /// CARMA coverage on the rejected test individuals, in [0, 1].
+    pub carma_coverage: Option<f32>,
+    /// CARMA causal validity under the true SCM, in [0, 1], when known.
+    pub carma_validity: Option<f32>,
+    /// CARMA mean cost (SPEC section 6) on the rejected test individuals.
+    pub carma_cost: Option<f32>,
+    /// CARMA mean number of intervened features.
+    pub carma_mean_actions: Option<f32>,
+}
+
+/// A whole trained model as it is serialized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BundleWire<'a> {
+    /// Provenance and metrics.
+    #[serde(borrow)]
+    pub meta: MetaWire<'a>,
+    /// Features and the causal graph.
+    #[serde(borrow)]
+    pub features: FeaturesWire<'a>,
+    /// The shared standardization.
+    #[serde(borrow)]
+    pub scaler: ScalerWire<'a>,
+    /// The causal normalizing flow.
+    #[serde(borrow)]
+    pub flow: FlowWire<'a>,
+    /// The classifier, on standardized inputs, ending in a sigmoid.
+    #[serde(borrow)]
+    pub classifier: MlpWire<'a>,
+    /// The CARMA mask and action networks; `None` in a bundle that holds only
+    /// a flow and a classifier (for instance one imported from PyTorch before
+    /// CARMA is trained on it). Such a bundle abducts, inverts and classifies
+    /// but cannot recommend.
+    #[serde(borrow)]
+    pub carma: Option<CarmaWire<'a>>,
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                k += 1;
+            }
+            table[i] = c;
+            i += 1;
+        }
+        table
+    };
+    let mut c = !0u32;
+    for &b in bytes {
+        c = TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+impl<'a> BundleWire<'a> {
+    /// Writes the framed bundle into `out` and returns the number of bytes used.
+    ///
+    /// Needs no allocator: a too-small `out` gives [`FormatError::BufferTooSmall`].
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, Error> {
+        if out.len() < HEADER_LEN + TRAILER_LEN {
+            return Err(FormatError::BufferTooSmall.into());
+        }
+        let (head, rest) = out.split_at_mut(HEADER_LEN);
+        let room = rest.len() - TRAILER_LEN;
+        let body_len = postcard::to_slice(self, &mut rest[..room])
+            .map_err(|_| Error::from(FormatError::BufferTooSmall))?
+            .len();
+        head[..8].copy_from_slice(&MAGIC);
+        head[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let len32 = u32::try_from(body_len).map_err(|_| Error::from(FormatError::BufferTooSmall))?;
+        head[10..14].copy_from_slice(&len32.to_le_bytes());
+        let end = HEADER_LEN + body_len;
+        let crc = crc32(&out[..end]);
+        out[end..end + TRAILER_LEN].copy_from_slice(&crc.to_le_bytes());
+        Ok(end + TRAILER_LEN)
+    }
+
+    /// Checks the framing (magic, version, length, CRC) and decodes the body,
+    /// borrowing every array from `bytes`. Shapes are not checked here; see
+    /// `Bundle::new` for the full validation.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        if bytes.len() < 8 || bytes[..8] != MAGIC {
+            return Err(FormatError::BadMagic.into());
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(FormatError::Truncated.into());
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion { found: version, supported: FORMAT_VERSION }.into());
+        }
+        let body_len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
+        let end = HEADER_LEN.checked_add(body_len).ok_or(FormatError::Truncated)?;
+        let total = end.checked_add(TRAILER_LEN).ok_or(FormatError::Truncated)?;
+        if bytes.len() < total {
+            return Err(FormatError::Truncated.into());
+        }
+        if bytes.len() > total {
+            return Err(FormatError::TrailingBytes.into());
+        }
+        let stored = u32::from_le_bytes([bytes[end], bytes[end + 1], bytes[end + 2], bytes[end + 3]]);
+        if crc32(&bytes[..end]) != stored {
+            return Err(FormatError::ChecksumMismatch.into());
+        }
+        let (wire, rest) = postcard::take_from_bytes::<BundleWire<'a>>(&bytes[HEADER_LEN..end])
+            .map_err(|_| Error::from(FormatError::Malformed))?;
+        if !rest.is_empty() {
+            return Err(FormatError::TrailingBytes.into());
+        }
+        Ok(wire)
+    }
+}

@@ -1,0 +1,83 @@
+//! Little-endian views over borrowed bytes.
+//!
+//! Weights stay in the bundle's bytes; they are read with `from_le_bytes`, so
+//! the buffer needs no particular alignment and nothing is copied at load.
+
+/// A borrowed sequence of little-endian `f32` values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct F32s<'a>(&'a [u8]);
+
+impl<'a> F32s<'a> {
+    /// Views `bytes` as `f32` values; `None` if the length is not a multiple of 4.
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        (bytes.len() % 4 == 0).then_some(Self(bytes))
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.0.len() / 4
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value at `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<f32> {
+        let b = self.0.get(4 * i..4 * i + 4)?;
+        Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The values `start..start + len` as a sub-view, or `None` if out of range.
+    pub fn slice(&self, start: usize, len: usize) -> Option<F32s<'a>> {
+        let end = start.checked_add(len)?.checked_mul(4)?;
+        self.0.get(start.checked_mul(4)?..end).map(F32s)
+    }
+
+    /// Iterates over the values.
+    pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
+        self.0
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// A borrowed sequence of little-endian `u16` values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct U16s<'a>(&'a [u8]);
+
+impl<'a> U16s<'a> {
+    /// Views `bytes` as `u16` values; `None` if the length is odd.
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        (bytes.len() % 2 == 0).then_some(Self(bytes))
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value at `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<u16> {
+        let b = self.0.get(2 * i..2 * i + 2)?;
+        Some(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    /// Iterates over the values.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
+        self.0
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+}

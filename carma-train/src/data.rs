@@ -1,0 +1,1 @@
+//! Tabular data: CSV reading and writing, splits, the scaler.

@@ -1,0 +1,11 @@
+//! # carma-train
+//!
+//! The desktop side of carma-rs: ground-truth structural causal models, data
+//! handling, hand-written neural layers with backpropagation, the classifier,
+//! the causal normalizing flow, CARMA training, the baselines and metrics, and
+//! export to the `carma-core` bundle format.
+
+pub mod data;
+pub mod graph;
+pub mod nn;
+pub mod scm;

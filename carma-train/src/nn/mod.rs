@@ -1,0 +1,1 @@
+//! Neural-network building blocks with hand-written backward passes.

@@ -1,0 +1,1 @@
+//! Ground-truth structural causal models (SPEC section 2).
