@@ -5,7 +5,12 @@
 //! the causal normalizing flow, CARMA training, the baselines and metrics, and
 //! export to the `carma-core` bundle format.
 
+pub mod classifier;
 pub mod data;
+pub mod export;
+pub mod flow;
 pub mod graph;
+pub mod import;
+pub mod io;
 pub mod nn;
 pub mod scm;

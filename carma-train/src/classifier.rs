@@ -1,0 +1,1 @@
+//! The classifier h(x) (SPEC section 4): logistic regression or an MLP.

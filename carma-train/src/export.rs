@@ -1,0 +1,1 @@
+//! Export of trained parts into the carma-core bundle format.

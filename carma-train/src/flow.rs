@@ -1,0 +1,1 @@
+//! The causal normalizing flow (SPEC section 5): MADE affine layers, training by maximum likelihood.

@@ -1,0 +1,1 @@
+//! File output: atomic writes (temporary file, then rename).
