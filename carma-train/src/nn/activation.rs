@@ -1,0 +1,155 @@
+//! Elementwise activations with their derivatives.
+
+use ndarray::{Array2, Zip};
+
+/// An elementwise activation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `x`.
+    Identity,
+    /// `max(x, 0)`; the derivative at 0 is taken as 0 (torch's choice).
+    Relu,
+    /// `x` if `x > 0`, else `exp(x) - 1` (alpha = 1).
+    Elu,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+}
+
+/// Numerically stable logistic function.
+pub(crate) fn sigmoid(t: f64) -> f64 {
+    if t >= 0.0 {
+        1.0 / (1.0 + (-t).exp())
+    } else {
+        let e = t.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl Activation {
+    /// The activation of one value.
+    pub fn apply(self, t: f64) -> f64 {
+        match self {
+            Activation::Identity => t,
+            Activation::Relu => t.max(0.0),
+            Activation::Elu => {
+                if t > 0.0 {
+                    t
+                } else {
+                    t.exp_m1()
+                }
+            }
+            Activation::Sigmoid => sigmoid(t),
+        }
+    }
+
+    /// Derivative given the pre-activation `t` and the activation `y = f(t)`.
+    fn derivative(self, t: f64, y: f64) -> f64 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if t > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Elu => {
+                if t > 0.0 {
+                    1.0
+                } else {
+                    y + 1.0
+                }
+            }
+            Activation::Sigmoid => y * (1.0 - y),
+        }
+    }
+
+    /// `f(pre)`, elementwise.
+    pub fn forward(self, pre: &Array2<f64>) -> Array2<f64> {
+        pre.mapv(|t| self.apply(t))
+    }
+
+    /// `f(pre)` written into `out` (same shape), elementwise.
+    pub fn forward_into(self, pre: &Array2<f64>, out: &mut Array2<f64>) {
+        Zip::from(out).and(pre).for_each(|o, &t| *o = self.apply(t));
+    }
+
+    /// `dL/d(pre)` from `dL/d(post)`, where `post = f(pre)`; `grad` is overwritten in place.
+    pub fn backward_in_place(self, pre: &Array2<f64>, post: &Array2<f64>, grad: &mut Array2<f64>) {
+        if self == Activation::Identity {
+            return;
+        }
+        Zip::from(grad)
+            .and(pre)
+            .and(post)
+            .for_each(|g, &t, &y| *g *= self.derivative(t, y));
+    }
+
+    /// `dL/d(pre)` from `dL/d(post)`, where `post = f(pre)`.
+    pub fn backward(
+        self,
+        pre: &Array2<f64>,
+        post: &Array2<f64>,
+        grad_post: &Array2<f64>,
+    ) -> Array2<f64> {
+        let mut g = grad_post.clone();
+        self.backward_in_place(pre, post, &mut g);
+        g
+    }
+
+    /// The same activation in the bundle's wire format.
+    pub fn to_wire(self) -> carma_core::format::Activation {
+        use carma_core::format::Activation as W;
+        match self {
+            Activation::Identity => W::Identity,
+            Activation::Relu => W::Relu,
+            Activation::Elu => W::Elu,
+            Activation::Sigmoid => W::Sigmoid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{assert_grads_close, numeric_grad, random_matrix};
+
+    fn check(act: Activation) {
+        // Keep inputs away from ReLU/ELU's kink at 0, where the derivative jumps.
+        let mut x = random_matrix(5, 4, 1, 3.0);
+        x.mapv_inplace(|t| if t.abs() < 0.05 { t + 0.1 } else { t });
+        let w = random_matrix(5, 4, 2, 1.0);
+        let loss = |x: &Array2<f64>| (act.forward(x) * &w).sum();
+        let post = act.forward(&x);
+        let analytic = act.backward(&x, &post, &w);
+        let numeric = numeric_grad(&x, loss);
+        assert_grads_close(analytic.as_slice().unwrap(), numeric.as_slice().unwrap());
+    }
+
+    #[test]
+    fn relu_backward_matches_finite_differences() {
+        check(Activation::Relu);
+    }
+
+    #[test]
+    fn elu_backward_matches_finite_differences() {
+        check(Activation::Elu);
+    }
+
+    #[test]
+    fn sigmoid_backward_matches_finite_differences() {
+        check(Activation::Sigmoid);
+    }
+
+    #[test]
+    fn identity_backward_matches_finite_differences() {
+        check(Activation::Identity);
+    }
+
+    #[test]
+    fn sigmoid_is_stable_for_large_inputs() {
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert!((sigmoid(0.0) - 0.5).abs() < 1e-15);
+    }
+}
