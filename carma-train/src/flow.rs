@@ -1,1 +1,670 @@
-//! The causal normalizing flow (SPEC section 5): MADE affine layers, training by maximum likelihood.
+//! The causal normalizing flow (SPEC section 5, `reference/FLOW_MATH.md`): `L` stacked masked
+//! affine autoregressive layers whose MADE masks follow the causal graph, trained by maximum
+//! likelihood on standardized data.
+//!
+//! Layer `l` maps `y` to `y' = y * exp(ls(y)) + shift(y)` where `(shift_i, raw_i)` are outputs
+//! `2i, 2i + 1` of a masked hyper-network that reads the parents of `i` only, and
+//! `ls = raw / (1 + |raw / ln(1e-3)|)`. Layer 0 is applied first in the data-to-latent direction
+//! (abduction), the inverse runs the layers in reverse, each one depth level of the graph at a
+//! time.
+
+use ndarray::{Array1, Array2, Axis, Zip, s};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::graph::CausalGraph;
+use crate::nn::{
+    Activation, Adam, AdamConfig, Dense, EarlyStopping, Init, MiniBatches, Mlp, MlpCache,
+    ParamGrad, Params, ReduceLrOnPlateau, Verdict, WeightDecay, loss::HALF_LN_2PI,
+    loss::gaussian_nll, made_masks, made_min_hidden,
+};
+
+/// `ln(1e-3)`: zuko's `MonotonicAffineTransform(slope = 1e-3)` soft-clips the log-scale into
+/// `(ln 1e-3, -ln 1e-3)` (FLOW_MATH section 4).
+pub const LN_MIN_SCALE: f64 = -6.907_755_278_982_137;
+/// Hyper-network hidden widths of the Loan reference flow (FLOW_MATH section 0).
+pub const DEFAULT_HIDDEN: [usize; 1] = [64];
+/// Stacked layers in the reference flows (FLOW_MATH section 2).
+pub const DEFAULT_LAYERS: usize = 1;
+/// Adam learning rate (SPEC section 5).
+pub const DEFAULT_LR: f64 = 1e-3;
+/// Epoch budget (our choice; early stopping usually ends training first).
+pub const DEFAULT_EPOCHS: usize = 500;
+/// Mini-batch size (our choice, as the classifier's, SPEC section 4).
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// Early-stopping patience in epochs (our choice).
+pub const DEFAULT_PATIENCE: usize = 30;
+/// Plateau schedule: multiply the learning rate by this factor (our choice)...
+pub const DEFAULT_PLATEAU_FACTOR: f64 = 0.5;
+/// ...after this many epochs without improvement (torch's default patience).
+pub const DEFAULT_PLATEAU_PATIENCE: usize = 10;
+/// Relative improvement the plateau schedule requires (torch's default threshold).
+pub const PLATEAU_THRESHOLD: f64 = 1e-4;
+/// The learning rate never goes below this (our choice).
+pub const DEFAULT_MIN_LR: f64 = 1e-5;
+
+/// Flow hyperparameters, as read from a file or the command line. Validate with
+/// [`FlowConfig::check`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowConfig {
+    /// Hyper-network hidden widths (shared by every layer).
+    pub hidden: Vec<usize>,
+    /// Number of stacked masked affine layers.
+    pub layers: usize,
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Initial Adam learning rate.
+    pub lr: f64,
+    /// L2 weight decay (torch `Adam(weight_decay)`), 0 for none.
+    pub weight_decay: f64,
+    /// Early-stopping patience in epochs.
+    pub patience: usize,
+    /// Plateau schedule factor, in `(0, 1)`.
+    pub plateau_factor: f64,
+    /// Plateau schedule patience in epochs.
+    pub plateau_patience: usize,
+    /// Lower bound of the learning rate.
+    pub min_lr: f64,
+    /// Seed for the initialization and the mini-batch order.
+    pub seed: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            hidden: DEFAULT_HIDDEN.to_vec(),
+            layers: DEFAULT_LAYERS,
+            epochs: DEFAULT_EPOCHS,
+            batch_size: DEFAULT_BATCH_SIZE,
+            lr: DEFAULT_LR,
+            weight_decay: 0.0,
+            patience: DEFAULT_PATIENCE,
+            plateau_factor: DEFAULT_PLATEAU_FACTOR,
+            plateau_patience: DEFAULT_PLATEAU_PATIENCE,
+            min_lr: DEFAULT_MIN_LR,
+            seed: 0,
+        }
+    }
+}
+
+/// Why a flow configuration, graph or data set was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlowError {
+    /// `layers` is 0.
+    #[error("the flow needs at least one layer")]
+    ZeroLayers,
+    /// `epochs` is 0.
+    #[error("flow epochs must be at least 1")]
+    ZeroEpochs,
+    /// `batch_size` is 0.
+    #[error("flow batch size must be at least 1")]
+    ZeroBatchSize,
+    /// `patience` is 0.
+    #[error("flow early-stopping patience must be at least 1")]
+    ZeroPatience,
+    /// The learning rate (or its floor) is not a positive finite number, or the floor exceeds it.
+    #[error(
+        "flow learning rate {lr} (floor {min_lr}) must be positive, finite and above the floor"
+    )]
+    BadLearningRate {
+        /// Initial learning rate.
+        lr: f64,
+        /// Floor.
+        min_lr: f64,
+    },
+    /// The weight decay is negative or not finite.
+    #[error("flow weight decay must be non-negative and finite, got {0}")]
+    BadWeightDecay(f64),
+    /// The plateau factor is not in `(0, 1)`.
+    #[error("flow plateau factor must be in (0, 1), got {0}")]
+    BadPlateauFactor(f64),
+    /// A hidden layer is narrower than the number of distinct parent sets.
+    #[error("flow hidden layer {layer} has width {width}; the graph needs at least {needed}")]
+    HiddenTooNarrow {
+        /// Index into `hidden`.
+        layer: usize,
+        /// Its width.
+        width: usize,
+        /// Distinct non-empty parent sets in the graph.
+        needed: usize,
+    },
+    /// The graph has no features.
+    #[error("the causal graph has no features")]
+    EmptyGraph,
+    /// A parent index is not a feature.
+    #[error("feature {node} lists parent {parent}, but there are only {n} features")]
+    ParentOutOfRange {
+        /// Child.
+        node: usize,
+        /// Offending parent index.
+        parent: usize,
+        /// Number of features.
+        n: usize,
+    },
+    /// A feature lists itself as a parent.
+    #[error("feature {0} is its own parent")]
+    SelfLoop(usize),
+    /// The graph has a cycle through this feature.
+    #[error("the causal graph has a cycle through feature {0}")]
+    Cycle(usize),
+    /// A data split has no rows.
+    #[error("the {split} split is empty")]
+    EmptySplit {
+        /// Which split.
+        split: &'static str,
+    },
+    /// Array shapes disagree.
+    #[error("{what}: expected {expected}, found {found}")]
+    Shape {
+        /// Which quantity.
+        what: &'static str,
+        /// Expected size.
+        expected: usize,
+        /// Actual size.
+        found: usize,
+    },
+    /// A value is NaN or infinite.
+    #[error("{split}: value at row {row}, column {col} is not finite")]
+    NonFinite {
+        /// Which array.
+        split: &'static str,
+        /// Row.
+        row: usize,
+        /// Column.
+        col: usize,
+    },
+    /// A standard deviation is not positive and finite.
+    #[error("standard deviation of feature {index} is {value}; it must be positive and finite")]
+    BadStd {
+        /// Feature.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+}
+
+/// A [`FlowConfig`] that passed [`FlowConfig::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedFlowConfig(FlowConfig);
+
+impl CheckedFlowConfig {
+    /// The validated values.
+    pub fn get(&self) -> &FlowConfig {
+        &self.0
+    }
+}
+
+impl FlowConfig {
+    /// Validate once; training code trusts the result. (Widths against the graph are checked by
+    /// [`CausalFlow::new`].)
+    pub fn check(&self) -> Result<CheckedFlowConfig, FlowError> {
+        if self.layers == 0 {
+            return Err(FlowError::ZeroLayers);
+        }
+        if self.epochs == 0 {
+            return Err(FlowError::ZeroEpochs);
+        }
+        if self.batch_size == 0 {
+            return Err(FlowError::ZeroBatchSize);
+        }
+        if self.patience == 0 {
+            return Err(FlowError::ZeroPatience);
+        }
+        let lr_ok = |v: f64| v.is_finite() && v > 0.0;
+        if !(lr_ok(self.lr) && lr_ok(self.min_lr) && self.min_lr <= self.lr) {
+            return Err(FlowError::BadLearningRate {
+                lr: self.lr,
+                min_lr: self.min_lr,
+            });
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(FlowError::BadWeightDecay(self.weight_decay));
+        }
+        if !(self.plateau_factor > 0.0 && self.plateau_factor < 1.0) {
+            return Err(FlowError::BadPlateauFactor(self.plateau_factor));
+        }
+        Ok(CheckedFlowConfig(self.clone()))
+    }
+}
+
+/// What training did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowReport {
+    /// Epochs actually run.
+    pub epochs_run: usize,
+    /// Epoch (1-based) whose parameters were kept.
+    pub best_epoch: usize,
+    /// Mean validation negative log-likelihood (standardized units) of the kept parameters.
+    pub best_val_nll: f64,
+    /// Learning rate at the end of training.
+    pub final_lr: f64,
+}
+
+/// Soft clip of the log-scale (FLOW_MATH section 4), same operation order as zuko.
+fn soft_clip(raw: f64) -> f64 {
+    raw / (1.0 + (raw / LN_MIN_SCALE).abs())
+}
+
+/// `d soft_clip / d raw = 1 / (1 + |raw / ln 1e-3|)^2`.
+fn soft_clip_grad(raw: f64) -> f64 {
+    let a = 1.0 + (raw / LN_MIN_SCALE).abs();
+    1.0 / (a * a)
+}
+
+/// One layer's forward pass with what the backward passes need.
+struct LayerTrace {
+    cache: MlpCache,
+    /// `exp(ls)`, `[batch][D]`.
+    scale: Array2<f64>,
+    /// `ls`, `[batch][D]`.
+    ls: Array2<f64>,
+    /// `d ls / d raw`, `[batch][D]`.
+    dls: Array2<f64>,
+    /// The layer output.
+    z: Array2<f64>,
+}
+
+fn layer_trace(net: &Mlp, x: &Array2<f64>) -> LayerTrace {
+    let mut cache = MlpCache::default();
+    let o = net.forward_with(x, &mut cache);
+    let raw = o.slice(s![.., 1..;2]);
+    let ls = raw.mapv(soft_clip);
+    let dls = raw.mapv(soft_clip_grad);
+    let scale = ls.mapv(f64::exp);
+    let z = x * &scale + o.slice(s![.., ..;2]);
+    LayerTrace {
+        cache,
+        scale,
+        ls,
+        dls,
+        z,
+    }
+}
+
+/// `(z, ls)` of one layer, without caching.
+fn layer_apply(net: &Mlp, x: &Array2<f64>) -> (Array2<f64>, Array2<f64>) {
+    let o = net.predict(x);
+    let ls = o.slice(s![.., 1..;2]).mapv(soft_clip);
+    let z = x * &ls.mapv(f64::exp) + o.slice(s![.., ..;2]);
+    (z, ls)
+}
+
+/// Interleave `(d shift, d raw)` into a hyper-network output gradient `[batch][2D]`.
+fn interleave(g_shift: &Array2<f64>, g_raw: &Array2<f64>) -> Array2<f64> {
+    let (b, d) = g_shift.dim();
+    let mut g = Array2::zeros((b, 2 * d));
+    g.slice_mut(s![.., ..;2]).assign(g_shift);
+    g.slice_mut(s![.., 1..;2]).assign(g_raw);
+    g
+}
+
+/// Nodes grouped by depth (roots first); validates the parent lists.
+fn depth_levels(parents: &[Vec<usize>]) -> Result<Vec<Vec<usize>>, FlowError> {
+    let n = parents.len();
+    if n == 0 {
+        return Err(FlowError::EmptyGraph);
+    }
+    for (node, ps) in parents.iter().enumerate() {
+        for &parent in ps {
+            if parent >= n {
+                return Err(FlowError::ParentOutOfRange { node, parent, n });
+            }
+            if parent == node {
+                return Err(FlowError::SelfLoop(node));
+            }
+        }
+    }
+    let mut depth: Vec<Option<usize>> = vec![None; n];
+    let mut done = 0;
+    while done < n {
+        let mut progress = false;
+        for i in 0..n {
+            if depth[i].is_some() {
+                continue;
+            }
+            let ds: Option<Vec<usize>> = parents[i].iter().map(|&p| depth[p]).collect();
+            if let Some(ds) = ds {
+                depth[i] = Some(ds.into_iter().max().map_or(0, |m| m + 1));
+                done += 1;
+                progress = true;
+            }
+        }
+        if !progress {
+            let node = depth.iter().position(Option::is_none).unwrap_or(0);
+            return Err(FlowError::Cycle(node));
+        }
+    }
+    let depth: Vec<usize> = depth.into_iter().map(|d| d.unwrap_or(0)).collect();
+    let max = depth.iter().copied().max().unwrap_or(0);
+    Ok((0..=max)
+        .map(|l| (0..n).filter(|&i| depth[i] == l).collect())
+        .collect())
+}
+
+fn check_finite(split: &'static str, x: &Array2<f64>) -> Result<(), FlowError> {
+    match x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        Some(((row, col), _)) => Err(FlowError::NonFinite { split, row, col }),
+        None => Ok(()),
+    }
+}
+
+/// The causal normalizing flow `z = T(x~)` on standardized features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CausalFlow {
+    parents: Vec<Vec<usize>>,
+    levels: Vec<Vec<usize>>,
+    layers: Vec<Mlp>,
+}
+
+impl CausalFlow {
+    /// An untrained flow for the graph given by `parents[i]` (the parents of feature `i`),
+    /// initialized like torch's `nn.Linear` from `config.seed`.
+    pub fn new(parents: &[Vec<usize>], config: &CheckedFlowConfig) -> Result<Self, FlowError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.get().seed);
+        Self::with_rng(parents, config.get(), &mut rng)
+    }
+
+    /// [`CausalFlow::new`] for a validated causal graph.
+    pub fn from_graph(graph: &CausalGraph, config: &CheckedFlowConfig) -> Result<Self, FlowError> {
+        let parents: Vec<Vec<usize>> = (0..graph.len())
+            .map(|i| graph.parents(i).to_vec())
+            .collect();
+        Self::new(&parents, config)
+    }
+
+    fn with_rng(
+        parents: &[Vec<usize>],
+        cfg: &FlowConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self, FlowError> {
+        let levels = depth_levels(parents)?;
+        let needed = made_min_hidden(parents);
+        if let Some((layer, &width)) = cfg.hidden.iter().enumerate().find(|&(_, &w)| w < needed) {
+            return Err(FlowError::HiddenTooNarrow {
+                layer,
+                width,
+                needed,
+            });
+        }
+        let layers = (0..cfg.layers)
+            .map(|_| {
+                let dense = made_masks(parents, &cfg.hidden)
+                    .into_iter()
+                    .map(|m| Dense::masked(m, Init::TorchDefault, rng))
+                    .collect();
+                Mlp::from_layers(dense, Activation::Elu, Activation::Identity)
+            })
+            .collect();
+        Ok(Self {
+            parents: parents.to_vec(),
+            levels,
+            layers,
+        })
+    }
+
+    /// Number of features `D`.
+    pub fn n_features(&self) -> usize {
+        self.parents.len()
+    }
+
+    /// Number of stacked layers.
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Parents of each feature.
+    pub fn parents(&self) -> &[Vec<usize>] {
+        &self.parents
+    }
+
+    /// Features grouped by depth in the graph (roots first); the inverse makes one
+    /// hyper-network pass per group and layer.
+    pub fn levels(&self) -> &[Vec<usize>] {
+        &self.levels
+    }
+
+    /// Each layer's hyper-network (masked dense layers, ELU hidden, identity output). The
+    /// effective weights are [`Dense::effective_weight`].
+    pub fn layer_nets(&self) -> &[Mlp] {
+        &self.layers
+    }
+
+    /// Abduction with the log-determinant: `(z, log|det dz/dx~|)` per row. `x` is standardized,
+    /// `[batch][D]`.
+    ///
+    /// # Panics
+    /// If `x` does not have `D` columns.
+    pub fn forward(&self, x: &Array2<f64>) -> (Array2<f64>, Array1<f64>) {
+        let mut y = x.clone();
+        let mut log_det = Array1::zeros(x.nrows());
+        for net in &self.layers {
+            let (z, ls) = layer_apply(net, &y);
+            log_det += &ls.sum_axis(Axis(1));
+            y = z;
+        }
+        (y, log_det)
+    }
+
+    /// Abduction `z = T(x~)`.
+    pub fn abduct(&self, x: &Array2<f64>) -> Array2<f64> {
+        self.forward(x).0
+    }
+
+    /// `log p(x~)` per row, standardized units (SPEC section 5).
+    pub fn log_prob(&self, x: &Array2<f64>) -> Array1<f64> {
+        let (z, log_det) = self.forward(x);
+        let quad = z.map_axis(Axis(1), |r| r.iter().map(|v| -0.5 * v * v).sum::<f64>());
+        quad - self.n_features() as f64 * HALF_LN_2PI + log_det
+    }
+
+    /// Mean `log p(x~)` over the rows, standardized units (NaN for no rows).
+    pub fn mean_log_likelihood(&self, x: &Array2<f64>) -> f64 {
+        self.log_prob(x).mean().unwrap_or(f64::NAN)
+    }
+
+    /// Mean log-density in original units, `log p(x~) - sum_j ln std_j` (SPEC section 5), for
+    /// rows `x_std` standardized with the per-feature `std`.
+    pub fn mean_log_likelihood_original(
+        &self,
+        x_std: &Array2<f64>,
+        std: &[f64],
+    ) -> Result<f64, FlowError> {
+        if std.len() != self.n_features() {
+            return Err(FlowError::Shape {
+                what: "number of standard deviations",
+                expected: self.n_features(),
+                found: std.len(),
+            });
+        }
+        if let Some((index, &value)) = std
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+        {
+            return Err(FlowError::BadStd { index, value });
+        }
+        let log_std: f64 = std.iter().map(|s| s.ln()).sum();
+        Ok(self.mean_log_likelihood(x_std) - log_std)
+    }
+
+    /// One layer's inverse: one hyper-network pass per depth level.
+    fn layer_inverse(&self, net: &Mlp, z: &Array2<f64>) -> Array2<f64> {
+        let mut x = Array2::zeros(z.raw_dim());
+        for level in &self.levels {
+            let o = net.predict(&x);
+            for &i in level {
+                Zip::from(x.column_mut(i))
+                    .and(z.column(i))
+                    .and(o.column(2 * i))
+                    .and(o.column(2 * i + 1))
+                    .for_each(|x, &z, &shift, &raw| *x = (z - shift) / soft_clip(raw).exp());
+            }
+        }
+        x
+    }
+
+    /// Prediction `x~ = T^-1(z)` (layers in reverse, each solved level by level).
+    ///
+    /// # Panics
+    /// If `z` does not have `D` columns.
+    pub fn inverse(&self, z: &Array2<f64>) -> Array2<f64> {
+        let mut y = z.clone();
+        for net in self.layers.iter().rev() {
+            y = self.layer_inverse(net, &y);
+        }
+        y
+    }
+
+    /// `J^-T g` for one layer at its input `x` (`J = d layer(x) / dx`): the fixed-point form of
+    /// back-substitution in reverse topological order. `a = (g - N^T a) / exp(ls)` where `N` is
+    /// the strictly lower (parents-only) part of `J`, a vector-Jacobian product through the
+    /// hyper-network; after (depth levels - 1) rounds every entry is exact.
+    fn layer_inverse_backward(&self, net: &Mlp, x: &Array2<f64>, g: &Array2<f64>) -> Array2<f64> {
+        let t = layer_trace(net, x);
+        let inv_scale = t.scale.mapv(|s| 1.0 / s);
+        // d z_i / d raw_i = x_i * exp(ls_i) * d ls_i / d raw_i
+        let dz_draw = x * &t.scale * &t.dls;
+        let mut a = g * &inv_scale;
+        for _ in 1..self.levels.len() {
+            let g_o = interleave(&a, &(&a * &dz_draw));
+            let off = net.input_grad(&t.cache, &g_o);
+            a = (g - &off) * &inv_scale;
+        }
+        a
+    }
+
+    /// Gradient with respect to `z_cf` of a loss whose gradient with respect to
+    /// `x_cf = T^-1(z_cf)` is `grad_x` (SPEC section 6: the inverse-function rule, `J^-T g` with
+    /// `J = dT/dx~` at `x_cf`, chained through the layers). The flow stays frozen.
+    pub fn inverse_backward(&self, x_cf: &Array2<f64>, grad_x: &Array2<f64>) -> Array2<f64> {
+        let mut y = x_cf.clone();
+        let mut g = grad_x.clone();
+        for net in &self.layers {
+            g = self.layer_inverse_backward(net, &y, &g);
+            y = layer_apply(net, &y).0;
+        }
+        g
+    }
+
+    /// Mean negative log-likelihood of the rows of `x` (standardized); adds its gradient to the
+    /// hyper-network parameter gradients.
+    pub fn nll_backward(&mut self, x: &Array2<f64>) -> f64 {
+        let mut traces: Vec<LayerTrace> = Vec::with_capacity(self.layers.len());
+        let mut log_det = Array1::zeros(x.nrows());
+        for net in &self.layers {
+            let t = layer_trace(net, traces.last().map_or(x, |t| &t.z));
+            log_det += &t.ls.sum_axis(Axis(1));
+            traces.push(t);
+        }
+        let z = &traces.last().expect("at least one layer").z;
+        let (loss, mut g, g_ld) = gaussian_nll(z, &log_det);
+        let g_ld = g_ld.insert_axis(Axis(1));
+        for (net, t) in self.layers.iter_mut().zip(&traces).rev() {
+            let x_in = t.cache.input();
+            // d L / d ls_i = g_i * x_i * exp(ls_i) + d L / d log_det
+            let g_raw = (&g * x_in * &t.scale + &g_ld) * &t.dls;
+            let g_o = interleave(&g, &g_raw);
+            let g_in = net.backward_with(&t.cache, &g_o);
+            g = g * &t.scale + g_in;
+        }
+        loss
+    }
+
+    /// Maximum-likelihood training on standardized rows (SPEC section 5): Adam, plateau schedule,
+    /// early stopping on the validation NLL, keeping the best parameters.
+    pub fn fit(
+        x_train: &Array2<f64>,
+        x_val: &Array2<f64>,
+        parents: &[Vec<usize>],
+        config: &CheckedFlowConfig,
+    ) -> Result<(Self, FlowReport), FlowError> {
+        let cfg = config.get();
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut flow = Self::with_rng(parents, cfg, &mut rng)?;
+        let d = flow.n_features();
+        for (split, x) in [("training", x_train), ("validation", x_val)] {
+            if x.nrows() == 0 {
+                return Err(FlowError::EmptySplit { split });
+            }
+            if x.ncols() != d {
+                return Err(FlowError::Shape {
+                    what: "number of feature columns",
+                    expected: d,
+                    found: x.ncols(),
+                });
+            }
+            check_finite(split, x)?;
+        }
+        let mut adam = Adam::new(AdamConfig {
+            lr: cfg.lr,
+            weight_decay: if cfg.weight_decay > 0.0 {
+                WeightDecay::L2(cfg.weight_decay)
+            } else {
+                WeightDecay::None
+            },
+            ..AdamConfig::default()
+        });
+        let mut plateau = ReduceLrOnPlateau::new(
+            cfg.plateau_factor,
+            cfg.plateau_patience,
+            PLATEAU_THRESHOLD,
+            cfg.min_lr,
+        );
+        let mut stopper = EarlyStopping::new(cfg.patience, 0.0);
+        let mut batches = MiniBatches::new(x_train.nrows(), cfg.batch_size);
+        let (mut epochs_run, mut best_epoch) = (0, 0);
+        for epoch in 1..=cfg.epochs {
+            epochs_run = epoch;
+            batches.shuffle(&mut rng);
+            for idx in batches.batches() {
+                let xb = x_train.select(Axis(0), idx);
+                flow.zero_grad();
+                flow.nll_backward(&xb);
+                adam.step(&mut flow);
+            }
+            let val_nll = -flow.mean_log_likelihood(x_val);
+            plateau.step(val_nll, &mut adam);
+            match stopper.observe(val_nll, &flow) {
+                Verdict::Improved => best_epoch = epoch,
+                Verdict::Continue => {}
+                Verdict::Stop => break,
+            }
+        }
+        let best_val_nll = stopper.best_loss();
+        let flow = stopper.into_best().unwrap_or(flow);
+        Ok((
+            flow,
+            FlowReport {
+                epochs_run,
+                best_epoch,
+                best_val_nll,
+                final_lr: adam.lr(),
+            },
+        ))
+    }
+
+    /// Hyper-network widths `[D, hidden..., 2D]` and, per layer (layer 0 first in the
+    /// data-to-latent direction), its parameters in `MlpWire` layout with the masks multiplied
+    /// in, as `f32`: what `export::FlowSpec` needs.
+    pub fn to_flow_spec_params(&self) -> (Vec<usize>, Vec<Vec<f32>>) {
+        (
+            self.layers[0].dims(),
+            self.layers.iter().map(Mlp::to_wire_params).collect(),
+        )
+    }
+}
+
+impl Params for CausalFlow {
+    fn params_and_grads(&mut self) -> Vec<ParamGrad<'_>> {
+        self.layers
+            .iter_mut()
+            .flat_map(Mlp::params_and_grads)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

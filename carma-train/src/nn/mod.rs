@@ -19,6 +19,7 @@
 //!   backward, `adam.step(&mut model)`.
 //! - [`MiniBatches`] (seeded shuffling with `ChaCha8Rng`), [`EarlyStopping`] (patience on a
 //!   validation loss, keeps a clone of the best model) and [`ReduceLrOnPlateau`].
+//! - [`made_masks`]: MADE masks from parent lists (zuko's construction, FLOW_MATH section 7).
 //! - [`Init`]: Xavier/Glorot uniform with a gain and a constant bias (CARMA: gain `sqrt(2)`,
 //!   bias 0.01, SPEC section 6) or torch's `nn.Linear` default; always from a seeded RNG.
 
@@ -27,6 +28,7 @@ mod adam;
 mod dense;
 mod init;
 pub mod loss;
+mod made;
 mod mlp;
 mod train;
 
@@ -37,6 +39,7 @@ pub use activation::Activation;
 pub use adam::{Adam, AdamConfig, WeightDecay};
 pub use dense::Dense;
 pub use init::{CARMA_INIT, Init};
+pub use made::{made_masks, made_min_hidden};
 pub use mlp::{Mlp, MlpCache};
 pub use train::{EarlyStopping, MiniBatches, ReduceLrOnPlateau, Verdict};
 
