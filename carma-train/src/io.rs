@@ -1,1 +1,129 @@
 //! File output: atomic writes (temporary file, then rename).
+//!
+//! Issue 7: a crash or Ctrl-C must never leave a half-written model or result file. The bytes go
+//! to a temporary file in the destination's directory (so the rename stays on one file system),
+//! are flushed to disk, and only then replace the destination in one `rename`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes temporary files of concurrent writers within one process.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Write `bytes` to `path` atomically: readers see the old file or the complete new one.
+///
+/// The temporary file (`.<name>.tmp.<pid>.<n>` beside `path`) is removed on any error.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+    let path = path.as_ref();
+    let tmp = temp_path(path)?;
+    let result = write_then_rename(&tmp, path, bytes);
+    if result.is_err() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{}' does not name a file", path.display()),
+        )
+    })?;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
+    Ok(path.with_file_name(tmp_name))
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(tmp, path)?;
+    sync_parent(path);
+    Ok(())
+}
+
+/// Make the rename itself durable where the platform allows opening a directory.
+fn sync_parent(path: &Path) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(parent) {
+        // Not all platforms support fsync on a directory; the data itself is already synced.
+        let _ = dir.sync_all();
+    }
+}
+
+#[cfg(test)]
+/// A fresh directory under the system temp dir, removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("carma-train-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn write_atomic_creates_and_replaces_without_leftovers() {
+        let dir = TempDir::new("atomic");
+        let path = dir.0.join("model.carma");
+        write_atomic(&path, b"first").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        write_atomic(&path, b"second, longer").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+        assert_eq!(entries(&dir.0), ["model.carma"]);
+    }
+
+    #[test]
+    fn failed_write_atomic_keeps_the_old_file_and_removes_the_temporary() {
+        let dir = TempDir::new("atomic-fail");
+        // The destination is a non-empty directory: the rename fails after the data is written.
+        let target = dir.0.join("out");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), b"x").unwrap();
+        assert!(write_atomic(&target, b"data").is_err());
+        assert_eq!(entries(&dir.0), ["out"]);
+        assert_eq!(fs::read(target.join("keep")).unwrap(), b"x");
+        // A missing directory fails before anything is created.
+        assert!(write_atomic(dir.0.join("missing/file"), b"data").is_err());
+        assert_eq!(entries(&dir.0), ["out"]);
+        // A path without a file name is refused.
+        let err = write_atomic(Path::new("/"), b"data").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}

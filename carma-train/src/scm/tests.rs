@@ -328,3 +328,22 @@ fn bad_queries_are_typed_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn docs_loan_graph_file_is_the_builtin_loan_graph() {
+    let text = include_str!("../../../docs/loan-graph.toml");
+    let g = CausalGraph::from_toml_str(text, "docs/loan-graph.toml").unwrap();
+    assert_eq!(g, Dataset::Loan.graph());
+}
+
+#[test]
+fn builtin_graphs_round_trip_through_toml() {
+    for d in Dataset::ALL {
+        let g = d.graph();
+        assert_eq!(
+            CausalGraph::from_toml_str(&g.to_toml_string(), d.name()).unwrap(),
+            g,
+            "{d}"
+        );
+    }
+}
