@@ -208,7 +208,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             table[i] = c;
@@ -238,7 +242,8 @@ impl<'a> BundleWire<'a> {
             .len();
         head[..8].copy_from_slice(&MAGIC);
         head[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let len32 = u32::try_from(body_len).map_err(|_| Error::from(FormatError::BufferTooSmall))?;
+        let len32 =
+            u32::try_from(body_len).map_err(|_| Error::from(FormatError::BufferTooSmall))?;
         head[10..14].copy_from_slice(&len32.to_le_bytes());
         let end = HEADER_LEN + body_len;
         let crc = crc32(&out[..end]);
@@ -258,10 +263,16 @@ impl<'a> BundleWire<'a> {
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
         if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion { found: version, supported: FORMAT_VERSION }.into());
+            return Err(FormatError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            }
+            .into());
         }
         let body_len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
-        let end = HEADER_LEN.checked_add(body_len).ok_or(FormatError::Truncated)?;
+        let end = HEADER_LEN
+            .checked_add(body_len)
+            .ok_or(FormatError::Truncated)?;
         let total = end.checked_add(TRAILER_LEN).ok_or(FormatError::Truncated)?;
         if bytes.len() < total {
             return Err(FormatError::Truncated.into());
@@ -269,7 +280,8 @@ impl<'a> BundleWire<'a> {
         if bytes.len() > total {
             return Err(FormatError::TrailingBytes.into());
         }
-        let stored = u32::from_le_bytes([bytes[end], bytes[end + 1], bytes[end + 2], bytes[end + 3]]);
+        let stored =
+            u32::from_le_bytes([bytes[end], bytes[end + 1], bytes[end + 2], bytes[end + 3]]);
         if crc32(&bytes[..end]) != stored {
             return Err(FormatError::ChecksumMismatch.into());
         }

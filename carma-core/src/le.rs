@@ -25,8 +25,8 @@ impl<'a> F32s<'a> {
 
     /// The value at `i`, or `None` past the end.
     pub fn get(&self, i: usize) -> Option<f32> {
-        let b = self.0.get(4 * i..4 * i + 4)?;
-        Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        let start = i.checked_mul(4)?;
+        self.0.get(start..start.checked_add(4)?).map(f32_at)
     }
 
     /// The values `start..start + len` as a sub-view, or `None` if out of range.
@@ -37,9 +37,7 @@ impl<'a> F32s<'a> {
 
     /// Iterates over the values.
     pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
-        self.0
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.0.chunks_exact(4).map(f32_at)
     }
 
     /// The raw bytes.
@@ -70,14 +68,34 @@ impl<'a> U16s<'a> {
 
     /// The value at `i`, or `None` past the end.
     pub fn get(&self, i: usize) -> Option<u16> {
-        let b = self.0.get(2 * i..2 * i + 2)?;
-        Some(u16::from_le_bytes([b[0], b[1]]))
+        let start = i.checked_mul(2)?;
+        match self.0.get(start..start.checked_add(2)?)? {
+            [a, b] => Some(u16::from_le_bytes([*a, *b])),
+            _ => None,
+        }
     }
 
     /// Iterates over the values.
     pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
-        self.0
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        self.0.chunks_exact(2).map(|b| match b {
+            [a, b] => u16::from_le_bytes([*a, *b]),
+            _ => 0,
+        })
     }
+}
+
+/// The `f32` in four little-endian bytes (0 for any other length, which the
+/// callers, all iterating `chunks_exact(4)`, never pass).
+pub(crate) fn f32_at(b: &[u8]) -> f32 {
+    match b {
+        [a, b, c, d] => f32::from_le_bytes([*a, *b, *c, *d]),
+        _ => 0.0,
+    }
+}
+
+/// Dot product of little-endian `f32` weights with `x`, summed in index order.
+pub(crate) fn dot(w: &[u8], x: &[f32]) -> f32 {
+    w.chunks_exact(4)
+        .zip(x)
+        .fold(0.0, |acc, (w, &x)| acc + f32_at(w) * x)
 }

@@ -1,0 +1,460 @@
+//! A decoded, validated model bundle and the operations on it.
+//!
+//! [`Bundle::new`] trusts nothing: after the framing and postcard decoding it
+//! checks every shape against the others, every number, the causal graph and
+//! the flow's inversion schedule. Afterwards every operation works on slices
+//! the caller provides plus a scratch area of [`Bundle::scratch_len`] values,
+//! and allocates nothing.
+
+use crate::FeatureSet;
+use crate::carma::Carma;
+use crate::error::{Argument, Error, InputError, Section, ValidationError};
+use crate::flow::Flow;
+use crate::format::{Activation, BundleWire, FeaturesWire, MAX_FEATURES, MetricsWire};
+use crate::le::F32s;
+use crate::mlp::{Mlp, check_finite};
+
+/// A trained model, borrowing its weights from the bundle bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundle<'a> {
+    wire: BundleWire<'a>,
+    d: usize,
+    binary: FeatureSet,
+    actionable: FeatureSet,
+    mean: F32s<'a>,
+    std: F32s<'a>,
+    flow: Flow<'a>,
+    classifier: Mlp<'a>,
+    carma: Option<Carma<'a>>,
+}
+
+/// Reads `D` flag bytes (0 or 1) into a set.
+fn flags(bytes: &[u8], section: Section, d: usize) -> Result<FeatureSet, ValidationError> {
+    if bytes.len() != d {
+        return Err(ValidationError::Length {
+            section,
+            expected: d,
+            found: bytes.len(),
+        });
+    }
+    let mut set = FeatureSet::EMPTY;
+    for (index, &b) in bytes.iter().enumerate() {
+        match b {
+            0 => {}
+            1 => {
+                set.insert(index);
+            }
+            _ => return Err(ValidationError::NotAFlag { section, index }),
+        }
+    }
+    Ok(set)
+}
+
+/// Checks the feature section for `D = binary.len()` features and returns
+/// `D` with each feature's position in the topological order.
+fn check_features(f: &FeaturesWire<'_>) -> Result<(usize, [usize; MAX_FEATURES]), ValidationError> {
+    let d = f.binary.len();
+    if d == 0 || d > MAX_FEATURES {
+        return Err(ValidationError::FeatureCount {
+            found: d,
+            max: MAX_FEATURES,
+        });
+    }
+    let found = f.names.split('\n').count();
+    let empty = f.names.split('\n').position(str::is_empty);
+    if found != d || empty.is_some() {
+        return Err(ValidationError::Names {
+            expected: d,
+            found,
+            empty,
+        });
+    }
+    flags(f.actionable, Section::Actionable, d)?;
+    if f.parents.len() != d * d {
+        return Err(ValidationError::Length {
+            section: Section::Parents,
+            expected: d * d,
+            found: f.parents.len(),
+        });
+    }
+    if let Some(index) = f.parents.iter().position(|&b| b > 1) {
+        return Err(ValidationError::NotAFlag {
+            section: Section::Parents,
+            index,
+        });
+    }
+    if f.order.len() != d {
+        return Err(ValidationError::Length {
+            section: Section::Order,
+            expected: d,
+            found: f.order.len(),
+        });
+    }
+    let mut position = [0usize; MAX_FEATURES];
+    let mut seen = FeatureSet::EMPTY;
+    for (t, &feature) in f.order.iter().enumerate() {
+        let i = usize::from(feature);
+        if i >= d || !seen.insert(i) {
+            return Err(ValidationError::OrderNotPermutation { position: t });
+        }
+        if let Some(p) = position.get_mut(i) {
+            *p = t;
+        }
+    }
+    for (index, &b) in f.parents.iter().enumerate() {
+        let (feature, parent) = (index / d, index % d);
+        let pos = |i: usize| position.get(i).copied().unwrap_or(0);
+        if b == 1 && pos(parent) >= pos(feature) {
+            return Err(ValidationError::ParentNotBefore { feature, parent });
+        }
+    }
+    Ok((d, position))
+}
+
+/// Checks `bytes` holds `d` finite LE `f32` values.
+fn floats(bytes: &[u8], section: Section, d: usize) -> Result<F32s<'_>, ValidationError> {
+    let v = F32s::new(bytes)
+        .filter(|v| v.len() == d)
+        .ok_or(ValidationError::Length {
+            section,
+            expected: 4 * d,
+            found: bytes.len(),
+        })?;
+    check_finite(bytes, section)?;
+    Ok(v)
+}
+
+/// Checks that every metric present is finite.
+fn check_metrics(m: &MetricsWire) -> Result<(), ValidationError> {
+    let values = [
+        m.classifier_test_accuracy,
+        m.flow_test_loglik,
+        m.carma_coverage,
+        m.carma_validity,
+        m.carma_cost,
+        m.carma_mean_actions,
+    ];
+    match values
+        .iter()
+        .position(|v| v.is_some_and(|v| !v.is_finite()))
+    {
+        Some(index) => Err(ValidationError::NotFinite {
+            section: Section::Metrics,
+            index,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl<'a> Bundle<'a> {
+    /// Decodes and validates a bundle, borrowing its weights from `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_wire(BundleWire::decode(bytes)?)
+    }
+
+    /// Validates an already decoded bundle.
+    pub fn from_wire(wire: BundleWire<'a>) -> Result<Self, Error> {
+        let f = &wire.features;
+        let (d, position) = check_features(f)?;
+        let binary = flags(f.binary, Section::Binary, d)?;
+        let actionable = flags(f.actionable, Section::Actionable, d)?;
+        let mean = floats(wire.scaler.mean, Section::Mean, d)?;
+        let std = floats(wire.scaler.std, Section::Std, d)?;
+        if let Some(index) = std.iter().position(|s| s <= 0.0) {
+            return Err(ValidationError::OutOfRange {
+                section: Section::Std,
+                index,
+            }
+            .into());
+        }
+        check_metrics(&wire.meta.metrics)?;
+        let flow = Flow::new(&wire.flow, f.order, position.get(..d).unwrap_or_default())?;
+        let classifier = Mlp::new(&wire.classifier, Section::Classifier, d, 1)?;
+        if wire.classifier.output != Activation::Sigmoid {
+            return Err(ValidationError::Activation {
+                section: Section::Classifier,
+                expected: Activation::Sigmoid,
+                found: wire.classifier.output,
+            }
+            .into());
+        }
+        let carma = match &wire.carma {
+            Some(c) => Some(Carma::new(c, d)?),
+            None => None,
+        };
+        Ok(Bundle {
+            wire,
+            d,
+            binary,
+            actionable,
+            mean,
+            std,
+            flow,
+            classifier,
+            carma,
+        })
+    }
+
+    /// The decoded wire form (metadata, metrics, raw sections).
+    pub fn wire(&self) -> &BundleWire<'a> {
+        &self.wire
+    }
+
+    /// Number of features `D`.
+    pub fn n_features(&self) -> usize {
+        self.d
+    }
+
+    /// The name of feature `i`.
+    pub fn feature_name(&self, i: usize) -> Option<&'a str> {
+        self.wire.features.names.split('\n').nth(i)
+    }
+
+    /// True if feature `i` may be intervened on.
+    pub fn is_actionable(&self, i: usize) -> bool {
+        self.actionable.contains(i)
+    }
+
+    /// True if feature `i` takes only the values 0 and 1.
+    pub fn is_binary(&self, i: usize) -> bool {
+        self.binary.contains(i)
+    }
+
+    /// The actionable features.
+    pub fn actionable(&self) -> FeatureSet {
+        self.actionable
+    }
+
+    /// The binary features.
+    pub fn binary(&self) -> FeatureSet {
+        self.binary
+    }
+
+    /// The parents of feature `i` in the causal graph (empty out of range).
+    pub fn parents(&self, i: usize) -> FeatureSet {
+        let d = self.d;
+        let row = i
+            .checked_mul(d)
+            .and_then(|s| self.wire.features.parents.get(s..s + d));
+        row.unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == 1)
+            .map(|(j, _)| j)
+            .collect()
+    }
+
+    /// The topological order of the features (parents before children).
+    pub fn order(&self) -> impl ExactSizeIterator<Item = usize> + 'a {
+        self.wire.features.order.iter().map(|&i| usize::from(i))
+    }
+
+    /// The scaler's mean of feature `i`.
+    pub fn mean(&self, i: usize) -> Option<f32> {
+        self.mean.get(i)
+    }
+
+    /// The scaler's standard deviation of feature `i`.
+    pub fn std(&self, i: usize) -> Option<f32> {
+        self.std.get(i)
+    }
+
+    /// The causal normalizing flow.
+    pub fn flow(&self) -> &Flow<'a> {
+        &self.flow
+    }
+
+    /// The classifier, on standardized inputs.
+    pub fn classifier(&self) -> &Mlp<'a> {
+        &self.classifier
+    }
+
+    /// The CARMA networks, if the bundle has them.
+    pub fn carma(&self) -> Option<&Carma<'a>> {
+        self.carma.as_ref()
+    }
+
+    /// Scratch `f32` values every operation needs (the same for all of them).
+    pub fn scratch_len(&self) -> usize {
+        let inner = self
+            .flow
+            .scratch_len()
+            .max(self.classifier.scratch_len())
+            .max(self.carma.as_ref().map_or(0, Carma::scratch_len));
+        // recommend keeps the standardized input and the latent besides.
+        2 * self.d + inner
+    }
+
+    /// [`Bundle::scratch_len`] in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        self.scratch_len() * core::mem::size_of::<f32>()
+    }
+
+    pub(crate) fn check_len(&self, v: &[f32], argument: Argument) -> Result<(), Error> {
+        if v.len() == self.d {
+            Ok(())
+        } else {
+            Err(InputError::Length {
+                argument,
+                expected: self.d,
+                found: v.len(),
+            }
+            .into())
+        }
+    }
+
+    pub(crate) fn check_input(&self, v: &[f32]) -> Result<(), Error> {
+        self.check_len(v, Argument::Input)?;
+        match v.iter().position(|x| !x.is_finite()) {
+            Some(index) => Err(InputError::NotFinite { index }.into()),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn check_scratch(&self, scratch: &[f32]) -> Result<(), Error> {
+        let needed = self.scratch_len();
+        if scratch.len() >= needed {
+            Ok(())
+        } else {
+            Err(InputError::ScratchTooSmall {
+                needed,
+                found: scratch.len(),
+            }
+            .into())
+        }
+    }
+
+    pub(crate) fn check_set(&self, set: FeatureSet) -> Result<(), Error> {
+        match set.max() {
+            Some(index) if index >= self.d => Err(InputError::UnknownFeature { index }.into()),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn carma_or_err(&self) -> Result<&Carma<'a>, Error> {
+        self.carma.as_ref().ok_or(Error::NoCarma)
+    }
+
+    /// `out = (x - mean) / std`, per feature (SPEC section 3).
+    pub fn standardize(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.check_len(x, Argument::Input)?;
+        self.check_len(out, Argument::Output)?;
+        for (((o, &x), m), s) in out
+            .iter_mut()
+            .zip(x)
+            .zip(self.mean.iter())
+            .zip(self.std.iter())
+        {
+            *o = (x - m) / s;
+        }
+        Ok(())
+    }
+
+    /// `out = x_std * std + mean`, per feature (the inverse of [`Bundle::standardize`]).
+    pub fn unstandardize(&self, x_std: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.check_len(x_std, Argument::Input)?;
+        self.check_len(out, Argument::Output)?;
+        for (((o, &x), m), s) in out
+            .iter_mut()
+            .zip(x_std)
+            .zip(self.mean.iter())
+            .zip(self.std.iter())
+        {
+            *o = x * s + m;
+        }
+        Ok(())
+    }
+
+    /// Abduction `z = T(x~)` through every flow layer (SPEC section 5).
+    pub fn abduct(
+        &self,
+        x_std: &[f32],
+        z_out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_input(x_std)?;
+        self.check_len(z_out, Argument::Output)?;
+        self.check_scratch(scratch)?;
+        z_out.copy_from_slice(x_std);
+        self.flow.abduct(z_out, scratch)?;
+        Ok(())
+    }
+
+    /// The flow's log-density `log p(x~)` of a standardized point (SPEC
+    /// section 5). In original units subtract `sum_j ln std_j`.
+    pub fn log_likelihood(&self, x_std: &[f32], scratch: &mut [f32]) -> Result<f32, Error> {
+        self.check_input(x_std)?;
+        self.check_scratch(scratch)?;
+        let too_small = InputError::ScratchTooSmall {
+            needed: self.scratch_len(),
+            found: scratch.len(),
+        };
+        let (z, rest) = scratch.split_at_mut_checked(self.d).ok_or(too_small)?;
+        z.copy_from_slice(x_std);
+        let log_det = self.flow.abduct(z, rest)?;
+        Ok(Flow::log_density(z, log_det))
+    }
+
+    /// Inversion `x~ = T^-1(z)`: layers in reverse, features in topological order.
+    pub fn invert(
+        &self,
+        z: &[f32],
+        x_std_out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_input(z)?;
+        self.check_len(x_std_out, Argument::Output)?;
+        self.check_scratch(scratch)?;
+        x_std_out.copy_from_slice(z);
+        self.flow.invert(x_std_out, scratch)
+    }
+
+    /// The classifier's probability that `x~` is accepted (SPEC section 4).
+    pub fn classify(&self, x_std: &[f32], scratch: &mut [f32]) -> Result<f32, Error> {
+        self.check_input(x_std)?;
+        self.check_scratch(scratch)?;
+        self.classify_unchecked(x_std, scratch)
+    }
+
+    pub(crate) fn classify_unchecked(
+        &self,
+        x_std: &[f32],
+        scratch: &mut [f32],
+    ) -> Result<f32, Error> {
+        let out = self.classifier.forward(x_std, scratch)?;
+        Ok(out.first().copied().unwrap_or(0.0))
+    }
+
+    /// The intervention mask for latent `z` (SPEC section 6): feature `i` is
+    /// selected iff `phi_i1 > phi_i0`, it is actionable and not in `forbid`.
+    pub fn mask(
+        &self,
+        z: &[f32],
+        forbid: FeatureSet,
+        scratch: &mut [f32],
+    ) -> Result<FeatureSet, Error> {
+        let carma = self.carma_or_err()?;
+        self.check_input(z)?;
+        self.check_set(forbid)?;
+        self.check_scratch(scratch)?;
+        carma.mask(z, self.actionable.difference(forbid), scratch)
+    }
+
+    /// The latent shift `delta` the action network proposes for latent `z`
+    /// and `mask`, clamped to the bundle's range (SPEC section 6). The
+    /// intervention is `z_cf = z + mask * delta`.
+    pub fn action(
+        &self,
+        z: &[f32],
+        mask: FeatureSet,
+        delta_out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let carma = self.carma_or_err()?;
+        self.check_input(z)?;
+        self.check_set(mask)?;
+        self.check_len(delta_out, Argument::Output)?;
+        self.check_scratch(scratch)?;
+        carma.action(z, mask, delta_out, scratch)
+    }
+}

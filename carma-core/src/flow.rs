@@ -1,0 +1,375 @@
+//! The causal normalizing flow: stacked masked affine (MADE) layers
+//! (SPEC section 5; exact parameterization in FLOW_MATH sections 3 to 6).
+//!
+//! Each layer maps `x` to `z_i = x_i * exp(ls_i) + shift_i`, where
+//! `(shift_i, raw_i)` are outputs `2i, 2i + 1` of the layer's hyper-network
+//! (ELU hidden layers, no output activation) and `ls_i` is `raw_i` soft-clipped.
+//! The masks make `shift_i, ls_i` depend on earlier features of the
+//! topological order only, so the inverse is solved feature by feature in
+//! that order. The writer sorted each hidden layer's units by the step at
+//! which they become computable and stored the counts in
+//! [`FlowWire::ready`]; the inverse computes each hidden unit exactly once,
+//! as soon as its inputs are final, which costs about one forward pass.
+
+use crate::error::{Error, InputError, Section, ValidationError};
+use crate::format::{Activation, FlowWire};
+use crate::le::U16s;
+use crate::mlp::{Dense, Mlp, activate, check_dims, check_params};
+
+/// `ln(1e-3)` rounded to `f32`: the soft clip bound of the log-scale (zuko's
+/// monotonic affine transform with slope `1e-3`, FLOW_MATH section 4).
+pub const LN_MIN_SCALE: f32 = -6.907_755_4;
+
+/// `ln(2 pi) / 2`, the standard normal's log-normalizer (SPEC section 5).
+pub const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// Hidden activation of every hyper-network (SPEC section 5).
+pub const HIDDEN: Activation = Activation::Elu;
+
+/// The soft-clipped log-scale `raw / (1 + |raw / ln(1e-3)|)`, in the
+/// reference's operation order (FLOW_MATH section 4).
+pub fn soft_clip(raw: f32) -> f32 {
+    raw / (1.0 + libm::fabsf(raw / LN_MIN_SCALE))
+}
+
+/// A validated flow whose weights stay in the bundle bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow<'a> {
+    d: usize,
+    n_layers: usize,
+    dims: U16s<'a>,
+    params: &'a [u8],
+    /// Bytes of one layer's parameters.
+    layer_bytes: usize,
+    ready: U16s<'a>,
+    /// The topological order, one byte per feature.
+    order: &'a [u8],
+}
+
+impl<'a> Flow<'a> {
+    /// Validates `wire` for `D = position.len()` features with topological
+    /// `order` (already validated; `position[order[t]] = t`): widths,
+    /// parameter count, finiteness, the schedule, and that every weight
+    /// respects the schedule (so inversion is exact).
+    pub(crate) fn new(
+        wire: &FlowWire<'a>,
+        order: &'a [u8],
+        position: &[usize],
+    ) -> Result<Self, ValidationError> {
+        let d = position.len();
+        let n_layers = usize::from(wire.layers);
+        if n_layers == 0 {
+            return Err(ValidationError::NoFlowLayers);
+        }
+        let dims = check_dims(wire.dims, Section::Flow, d, 2 * d)?;
+        let per_layer = Mlp::param_count(dims);
+        check_params(
+            wire.params,
+            Section::Flow,
+            per_layer.and_then(|p| p.checked_mul(n_layers)),
+        )?;
+        let layer_bytes = per_layer.unwrap_or(0) * 4;
+        let n_hidden = dims.len() - 2;
+        let ready_len = n_layers
+            .checked_mul(n_hidden)
+            .and_then(|n| n.checked_mul(2 * (d + 1)))
+            .unwrap_or(usize::MAX);
+        let ready = U16s::new(wire.ready)
+            .filter(|r| r.len().checked_mul(2) == Some(ready_len))
+            .ok_or(ValidationError::Length {
+                section: Section::FlowReady,
+                expected: ready_len,
+                found: wire.ready.len(),
+            })?;
+        let flow = Flow {
+            d,
+            n_layers,
+            dims,
+            params: wire.params,
+            layer_bytes,
+            ready,
+            order,
+        };
+        for layer in 0..n_layers {
+            flow.check_layer(layer, position)?;
+        }
+        Ok(flow)
+    }
+
+    /// Checks one layer's schedule and that its weights respect it.
+    fn check_layer(&self, layer: usize, position: &[usize]) -> Result<(), ValidationError> {
+        let d = self.d;
+        let mlp = self.layer(layer).ok_or(ValidationError::NoFlowLayers)?;
+        let n_hidden = self.n_hidden();
+        for hidden in 0..n_hidden {
+            let width = mlp.width(hidden + 1);
+            let mut prev = 0;
+            for step in 0..=d {
+                let r = self.ready(layer, hidden, step);
+                if r < prev || r > width || (step == d && r != width) {
+                    return Err(ValidationError::ReadyNotMonotonic {
+                        layer,
+                        hidden,
+                        step,
+                    });
+                }
+                prev = r;
+            }
+        }
+        let violation =
+            |matrix: usize, (row, column): (usize, usize)| ValidationError::ScheduleViolation {
+                layer,
+                matrix,
+                row,
+                column,
+            };
+        // Is input `c` of matrix `m` unknown at step `t`?
+        let late = |m: usize, t: usize, c: usize| {
+            if m == 0 {
+                position.get(c).is_none_or(|&p| p >= t)
+            } else {
+                c >= self.ready(layer, m - 1, t)
+            }
+        };
+        for m in 0..n_hidden {
+            let dense = mlp.layer(m).ok_or(ValidationError::NoFlowLayers)?;
+            for t in 0..=d {
+                let lo = if t == 0 {
+                    0
+                } else {
+                    self.ready(layer, m, t - 1)
+                };
+                let hi = self.ready(layer, m, t);
+                if let Some(hit) = dense.first_nonzero(lo..hi, |c| late(m, t, c)) {
+                    return Err(violation(m, hit));
+                }
+            }
+        }
+        let out = mlp.layer(n_hidden).ok_or(ValidationError::NoFlowLayers)?;
+        for (t, &feature) in self.order.iter().enumerate() {
+            let i = usize::from(feature);
+            if let Some(hit) = out.first_nonzero(2 * i..2 * i + 2, |c| late(n_hidden, t, c)) {
+                return Err(violation(n_hidden, hit));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of features `D`.
+    pub fn n_features(&self) -> usize {
+        self.d
+    }
+
+    /// Number of stacked layers.
+    pub fn n_layers(&self) -> usize {
+        self.n_layers
+    }
+
+    /// Number of hidden layers of each hyper-network.
+    pub fn n_hidden(&self) -> usize {
+        self.dims.len().saturating_sub(2)
+    }
+
+    /// Layer `l`'s hyper-network, or `None` past the last layer.
+    pub fn layer(&self, l: usize) -> Option<Mlp<'a>> {
+        let start = l.checked_mul(self.layer_bytes)?;
+        let params = self
+            .params
+            .get(start..start.checked_add(self.layer_bytes)?)?;
+        Some(Mlp::from_parts(
+            self.dims,
+            HIDDEN,
+            Activation::Identity,
+            params,
+        ))
+    }
+
+    /// How many units of hidden layer `hidden` of flow layer `layer` are
+    /// computable once the first `step` features of the order are known.
+    pub fn ready(&self, layer: usize, hidden: usize, step: usize) -> usize {
+        let index = (layer * self.n_hidden() + hidden) * (self.d + 1) + step;
+        self.ready.get(index).map_or(0, usize::from)
+    }
+
+    /// Total width of the hidden layers of one hyper-network.
+    fn hidden_len(&self) -> usize {
+        (1..=self.n_hidden())
+            .map(|h| self.dims.get(h).map_or(0, usize::from))
+            .sum()
+    }
+
+    /// Scratch `f32` values the flow's operations need: a copy of the layer
+    /// input, every hidden layer, and room for the log-likelihood's latent.
+    pub fn scratch_len(&self) -> usize {
+        2 * self.d + self.hidden_len()
+    }
+
+    /// `(start, width)` of hidden layer `h` within the hidden scratch.
+    fn hidden_span(&self, h: usize) -> (usize, usize) {
+        let start = (1..=h)
+            .map(|g| self.dims.get(g).map_or(0, usize::from))
+            .sum();
+        (start, self.dims.get(h + 1).map_or(0, usize::from))
+    }
+
+    /// Splits the hidden scratch into hidden layer `h - 1` (read) and `h` (written), `h >= 1`.
+    fn hidden_pair<'s>(&self, hidden: &'s mut [f32], h: usize) -> (&'s [f32], &'s mut [f32]) {
+        let (p_start, p_width) = self.hidden_span(h - 1);
+        let (start, width) = self.hidden_span(h);
+        match hidden.split_at_mut_checked(start) {
+            Some((before, after)) => (
+                before.get(p_start..p_start + p_width).unwrap_or_default(),
+                after.get_mut(..width).unwrap_or_default(),
+            ),
+            None => (&[], &mut []),
+        }
+    }
+
+    /// The input of the output matrix: the last hidden layer.
+    fn last_hidden<'s>(&self, hidden: &'s [f32]) -> &'s [f32] {
+        let (start, width) = self.hidden_span(self.n_hidden() - 1);
+        hidden.get(start..start + width).unwrap_or_default()
+    }
+
+    /// Shift and soft-clipped log-scale of feature `i` from the output matrix.
+    fn shift_log_scale(out: &Dense<'_>, i: usize, input: &[f32]) -> (f32, f32) {
+        (
+            out.unit(2 * i, input),
+            soft_clip(out.unit(2 * i + 1, input)),
+        )
+    }
+
+    /// Abduction `z = T(x)` in place: `v` holds `x~` on entry and `z` on exit.
+    /// Returns `log |det dz/dx~|`, the sum of every layer's log-scales.
+    pub(crate) fn abduct(&self, v: &mut [f32], scratch: &mut [f32]) -> Result<f32, Error> {
+        let d = self.d;
+        let needed = d + self.hidden_len();
+        let too_small = InputError::ScratchTooSmall {
+            needed,
+            found: scratch.len(),
+        };
+        let (input, hidden) = scratch
+            .split_at_mut_checked(d)
+            .filter(|(_, h)| h.len() >= needed - d)
+            .ok_or(too_small)?;
+        let n_hidden = self.n_hidden();
+        let mut log_det = 0.0;
+        for l in 0..self.n_layers {
+            let Some(mlp) = self.layer(l) else { break };
+            for (a, &b) in input.iter_mut().zip(v.iter()) {
+                *a = b;
+            }
+            for h in 0..n_hidden {
+                let Some(dense) = mlp.layer(h) else { break };
+                if h == 0 {
+                    let (_, width) = self.hidden_span(0);
+                    dense.forward(input, HIDDEN, hidden.get_mut(..width).unwrap_or_default());
+                } else {
+                    let (prev, cur) = self.hidden_pair(hidden, h);
+                    dense.forward(prev, HIDDEN, cur);
+                }
+            }
+            let Some(out) = mlp.layer(n_hidden) else {
+                break;
+            };
+            let last: &[f32] = if n_hidden == 0 {
+                input
+            } else {
+                self.last_hidden(hidden)
+            };
+            let mut layer_log_det = 0.0;
+            for (i, (vi, &xi)) in v.iter_mut().zip(input.iter()).enumerate() {
+                let (shift, ls) = Self::shift_log_scale(&out, i, last);
+                *vi = xi * libm::expf(ls) + shift;
+                layer_log_det += ls;
+            }
+            log_det += layer_log_det;
+        }
+        Ok(log_det)
+    }
+
+    /// Inversion `x~ = T^-1(z)` in place: `v` holds `z` on entry and `x~` on
+    /// exit. Layers in reverse; within a layer, features in topological order,
+    /// each hidden unit computed once, when the schedule says its inputs are final.
+    pub(crate) fn invert(&self, v: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+        let needed = self.hidden_len();
+        let too_small = InputError::ScratchTooSmall {
+            needed,
+            found: scratch.len(),
+        };
+        let hidden = scratch.get_mut(..needed).ok_or(too_small)?;
+        let n_hidden = self.n_hidden();
+        for l in (0..self.n_layers).rev() {
+            let Some(mlp) = self.layer(l) else { break };
+            let Some(out) = mlp.layer(n_hidden) else {
+                break;
+            };
+            // Units not computed yet meet zero weights only; zeroing them keeps
+            // whatever the caller left in the scratch (NaN included) out of the sums.
+            hidden.fill(0.0);
+            for (t, &feature) in self.order.iter().enumerate() {
+                for h in 0..n_hidden {
+                    let Some(dense) = mlp.layer(h) else { break };
+                    let lo = if t == 0 { 0 } else { self.ready(l, h, t - 1) };
+                    let hi = self.ready(l, h, t);
+                    if h == 0 {
+                        for j in lo..hi {
+                            let value = activate(HIDDEN, dense.unit(j, v));
+                            if let Some(u) = hidden.get_mut(j) {
+                                *u = value;
+                            }
+                        }
+                    } else {
+                        let (prev, cur) = self.hidden_pair(hidden, h);
+                        for j in lo..hi {
+                            let value = activate(HIDDEN, dense.unit(j, prev));
+                            if let Some(u) = cur.get_mut(j) {
+                                *u = value;
+                            }
+                        }
+                    }
+                }
+                let i = usize::from(feature);
+                let (shift, ls) = if n_hidden == 0 {
+                    Self::shift_log_scale(&out, i, v)
+                } else {
+                    Self::shift_log_scale(&out, i, self.last_hidden(hidden))
+                };
+                if let Some(vi) = v.get_mut(i) {
+                    *vi = (*vi - shift) / libm::expf(ls);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `log p(x~)` given the latent `z = T(x~)` and `log |det dz/dx~|`:
+    /// `sum_i (-z_i^2 / 2 - ln(2 pi) / 2) + log_det` (SPEC section 5).
+    pub(crate) fn log_density(z: &[f32], log_det: f32) -> f32 {
+        let base: f32 = z.iter().map(|&z| -(z * z) / 2.0 - HALF_LN_2PI).sum();
+        base + log_det
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_are_the_f32_roundings() {
+        assert_eq!(LN_MIN_SCALE, libm::log(1e-3) as f32);
+        assert_eq!(
+            HALF_LN_2PI,
+            (libm::log(2.0 * core::f64::consts::PI) / 2.0) as f32
+        );
+    }
+
+    #[test]
+    fn soft_clip_is_bounded_and_odd() {
+        assert_eq!(soft_clip(0.0), 0.0);
+        assert!(soft_clip(1e30) < 6.907_756 && soft_clip(1e30) > 6.9);
+        assert_eq!(soft_clip(-2.0), -soft_clip(2.0));
+        // 1 / (1 + |1 / ln 1e-3|) by hand: 1 / (1 + 0.144765) = 0.873542
+        assert!((soft_clip(1.0) - 0.873_542).abs() < 1e-6);
+    }
+}
