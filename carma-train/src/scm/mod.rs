@@ -16,7 +16,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::graph::{CausalGraph, Feature, FeatureKind};
+use crate::graph::{CausalGraph, Feature, FeatureKind, MAX_FEATURES};
 
 pub use equations::{logit, sigmoid};
 
@@ -388,19 +388,32 @@ impl Scm {
         x: &[f64],
         interventions: &[(usize, f64)],
     ) -> Result<Vec<f64>, ScmError> {
+        let mut out = vec![0.0; self.n_features()];
+        self.counterfactual_into(x, interventions, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Scm::counterfactual`] into a caller buffer, without allocating (the oracle's call).
+    pub fn counterfactual_into(
+        &self,
+        x: &[f64],
+        interventions: &[(usize, f64)],
+        out: &mut [f64],
+    ) -> Result<(), ScmError> {
         let d = self.n_features();
-        let mut u = vec![0.0; d];
-        self.abduct_row(x, &mut u)?;
+        check_len("out", d, out.len())?;
+        // Graphs have at most MAX_FEATURES nodes: u fits on the stack.
+        let mut u_buf = [0.0; MAX_FEATURES];
+        let u = &mut u_buf[..d];
+        self.abduct_row(x, u)?;
         let mut mask = 0u64;
-        let mut values = vec![0.0; d];
         for &(k, v) in interventions {
             self.check_intervention(k, v)?;
             mask |= 1 << k;
-            values[k] = v;
+            out[k] = v;
         }
-        let mut out = vec![0.0; d];
-        self.counterfactual_with_u(x, &u, mask, &values, &mut out);
-        Ok(out)
+        self.propagate(x, u, mask, out);
+        Ok(())
     }
 
     /// Counterfactuals of one individual under many intervention sets, without allocating per
@@ -456,13 +469,23 @@ impl Scm {
         values: &[f64],
         out: &mut [f64],
     ) {
-        let mut moved = 0u64;
+        for k in 0..self.n_features() {
+            if mask & (1 << k) != 0 {
+                out[k] = values[k];
+            }
+        }
+        self.propagate(x, u, mask, out);
+    }
+
+    /// `out` holds the intervened values at the bits of `mask`; fill in the rest.
+    fn propagate(&self, x: &[f64], u: &[f64], mask: u64, out: &mut [f64]) {
+        let mut moved = mask;
         for &i in self.graph.order() {
             let bit = 1u64 << i;
             if mask & bit != 0 {
-                out[i] = values[i];
-                moved |= bit;
-            } else if self.graph.parents(i).iter().any(|&p| moved & (1 << p) != 0) {
+                continue;
+            }
+            if self.graph.parents(i).iter().any(|&p| moved & (1 << p) != 0) {
                 out[i] = equations::structural(self.dataset, i, out, u[i]);
                 moved |= bit;
             } else {
