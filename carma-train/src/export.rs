@@ -727,10 +727,10 @@ mod tests {
         p
     }
 
-    /// Triangle graph 1<-0, 2<-1, 3<-{0,1,2}, with a two-hidden-layer flow.
-    fn triangle_spec(seed: u64) -> BundleSpec {
+    /// A 4-feature spec with a two-layer flow whose hyper-networks have two
+    /// hidden layers, autoregressive w.r.t. `order`.
+    fn spec_with(order: Vec<usize>, parents: Vec<Vec<usize>>, seed: u64) -> BundleSpec {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let order = vec![0, 1, 2, 3];
         let dims = vec![4, 6, 5, 8];
         let layers = vec![
             random_made(&dims, &order, &mut rng),
@@ -743,7 +743,7 @@ mod tests {
             names: ["x_s", "x_1", "x_2", "x_3"].map(String::from).to_vec(),
             binary: vec![true, false, false, false],
             actionable: vec![false, true, true, true],
-            parents: vec![vec![], vec![0], vec![1], vec![0, 1, 2]],
+            parents,
             order,
             mean: vec![0.5, 0.1, -0.2, 0.3],
             std: vec![0.5, 2.0, 2.3, 2.1],
@@ -756,6 +756,15 @@ mod tests {
             },
             carma: None,
         }
+    }
+
+    /// Triangle graph 1<-0, 2<-1, 3<-{0,1,2}.
+    fn triangle_spec(seed: u64) -> BundleSpec {
+        spec_with(
+            vec![0, 1, 2, 3],
+            vec![vec![], vec![0], vec![1], vec![0, 1, 2]],
+            seed,
+        )
     }
 
     #[test]
@@ -1049,5 +1058,63 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The flow in f64, straight from FLOW_MATH sections 3-5: returns `z`
+    /// and `log p(x~)`.
+    fn flow_forward_f64(spec: &BundleSpec, x: &[f64]) -> (Vec<f64>, f64) {
+        let bound = (1e-3f64).ln();
+        let mut x = x.to_vec();
+        let mut log_det = 0.0;
+        for layer in &spec.flow.layers {
+            let o = eval_hypernet(&spec.flow.dims, layer, &x);
+            for i in 0..x.len() {
+                let raw = o[2 * i + 1];
+                let ls = raw / (1.0 + (raw / bound).abs());
+                x[i] = x[i] * ls.exp() + o[2 * i];
+                log_det += ls;
+            }
+        }
+        let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let log_p = x.iter().map(|z| -z * z / 2.0 - half_ln_2pi).sum::<f64>() + log_det;
+        (x, log_p)
+    }
+
+    /// The core computes in f32; agreement with an f64 evaluation, relative.
+    const F32_TOL: f64 = 1e-5;
+
+    #[test]
+    fn core_accepts_the_export_and_computes_the_same_flow() {
+        // Graph 0<-2, 1<-{0,3}, 3<-2; order [2, 0, 3, 1]: the schedule is not
+        // the identity, and each hyper-network has two hidden layers.
+        let order = vec![2, 0, 3, 1];
+        let parents = vec![vec![2], vec![0, 3], vec![], vec![2]];
+        for seed in [1, 2, 3] {
+            let spec = spec_with(order.clone(), parents.clone(), seed);
+            let bytes = spec.to_bytes().unwrap();
+            let bundle = carma_core::bundle::Bundle::new(&bytes).unwrap();
+            let mut scratch = vec![0.0f32; bundle.scratch_len()];
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (mut z, mut back) = (vec![0.0f32; 4], vec![0.0f32; 4]);
+            for _ in 0..20 {
+                let x: Vec<f32> = (0..4).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+                let (z_ref, log_p_ref) = flow_forward_f64(&spec, &x64);
+                bundle.abduct(&x, &mut z, &mut scratch).unwrap();
+                for (a, b) in z.iter().zip(&z_ref) {
+                    assert!(
+                        (f64::from(*a) - b).abs() <= F32_TOL * (1.0 + b.abs()),
+                        "z {a} vs {b}"
+                    );
+                }
+                let log_p = bundle.log_likelihood(&x, &mut scratch).unwrap();
+                assert!((f64::from(log_p) - log_p_ref).abs() <= F32_TOL * (1.0 + log_p_ref.abs()));
+                bundle.invert(&z, &mut back, &mut scratch).unwrap();
+                for (a, b) in back.iter().zip(&x64) {
+                    let err = (f64::from(*a) - b).abs();
+                    assert!(err <= F32_TOL * (1.0 + b.abs()), "x {a} vs {b}");
+                }
+            }
+        }
     }
 }
