@@ -1117,4 +1117,52 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn trainer_flow_exports_to_the_same_function_in_the_core() {
+        use crate::flow::{CausalFlow, FlowConfig};
+        use ndarray::Array2;
+        // Graph 0<-3, 1<-{0,3}, 2<-1, 3 root: the order [3, 0, 1, 2] is not
+        // the identity; two stacked layers with two hidden layers each.
+        let parents = vec![vec![3], vec![0, 3], vec![1], vec![]];
+        let config = FlowConfig {
+            hidden: vec![12, 10],
+            layers: 2,
+            seed: 4,
+            ..Default::default()
+        };
+        let flow = CausalFlow::new(&parents, &config.check().unwrap()).unwrap();
+        let (dims, layers) = flow.to_flow_spec_params();
+        let mut spec = spec_with(vec![3, 0, 1, 2], parents, 4);
+        spec.flow = FlowSpec { dims, layers };
+        let bytes = spec.to_bytes().unwrap();
+        let bundle = carma_core::bundle::Bundle::new(&bytes).unwrap();
+        let mut scratch = vec![0.0f32; bundle.scratch_len()];
+
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let x32: Vec<f32> = (0..4 * 16).map(|_| rng.random_range(-2.5..2.5)).collect();
+        let x = Array2::from_shape_fn((16, 4), |(r, c)| f64::from(x32[r * 4 + c]));
+        let z_ref = flow.abduct(&x);
+        let log_p_ref = flow.log_prob(&x);
+        let (mut z, mut back) = (vec![0.0f32; 4], vec![0.0f32; 4]);
+        for r in 0..16 {
+            let row = &x32[r * 4..(r + 1) * 4];
+            bundle.abduct(row, &mut z, &mut scratch).unwrap();
+            for c in 0..4 {
+                let b = z_ref[[r, c]];
+                assert!(
+                    (f64::from(z[c]) - b).abs() <= F32_TOL * (1.0 + b.abs()),
+                    "z {} vs {b}",
+                    z[c]
+                );
+            }
+            let log_p = f64::from(bundle.log_likelihood(row, &mut scratch).unwrap());
+            assert!((log_p - log_p_ref[r]).abs() <= F32_TOL * (1.0 + log_p_ref[r].abs()));
+            bundle.invert(&z, &mut back, &mut scratch).unwrap();
+            for c in 0..4 {
+                let b = f64::from(row[c]);
+                assert!((f64::from(back[c]) - b).abs() <= F32_TOL * (1.0 + b.abs()));
+            }
+        }
+    }
 }
