@@ -5,6 +5,7 @@
 //! the causal normalizing flow, CARMA training, the baselines and metrics, and
 //! export to the `carma-core` bundle format.
 
+pub mod carma;
 pub mod classifier;
 pub mod data;
 pub mod export;
@@ -13,4 +14,5 @@ pub mod graph;
 pub mod import;
 pub mod io;
 pub mod nn;
+pub mod oracle;
 pub mod scm;
