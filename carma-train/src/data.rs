@@ -206,19 +206,19 @@ impl Table {
         Ok(Table { names, x, labels })
     }
 
-    /// A simulated sample as a table with the dataset's names and the label column
-    /// [`DEFAULT_LABEL`].
-    pub fn from_sample(dataset: Dataset, sample: &Sample) -> Table {
+    /// A simulated sample (consumed: its `u` is dropped) as a table with the dataset's names and
+    /// the label column [`DEFAULT_LABEL`].
+    pub fn from_sample(dataset: Dataset, sample: Sample) -> Table {
         Table {
             names: dataset
                 .feature_names()
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
-            x: sample.x.clone(),
+            x: sample.x,
             labels: Some(Labels {
                 name: DEFAULT_LABEL.to_owned(),
-                y: sample.y.clone(),
+                y: sample.y,
             }),
         }
     }
@@ -296,17 +296,18 @@ impl Table {
         })
     }
 
-    /// Write the table (features, then the label column if any) as CSV, atomically.
+    /// Write the table (features, then the label column if any) as CSV, atomically, streaming
+    /// through a temporary file.
     pub fn write_csv(&self, path: impl AsRef<std::path::Path>) -> Result<(), DataError> {
         let path = path.as_ref();
-        let mut bytes = Vec::new();
-        self.write_csv_to(&mut bytes)?;
-        crate::io::write_atomic(path, &bytes).map_err(|e| DataError::io(path, e))
+        let mut file = crate::io::AtomicFile::create(path).map_err(|e| DataError::io(path, e))?;
+        csv_io::write_table(self, &mut file, &path.display().to_string())?;
+        file.commit().map_err(|e| DataError::io(path, e))
     }
 
     /// Write the table as CSV to any writer.
     pub fn write_csv_to<W: std::io::Write>(&self, writer: W) -> Result<(), DataError> {
-        csv_io::write_table(self, writer)
+        csv_io::write_table(self, writer, "<output>")
     }
 
     /// The rows `indices`, in that order.
@@ -343,7 +344,7 @@ mod tests {
     #[test]
     fn select_and_split_keep_rows_and_labels_together() {
         let scm = Dataset::ChainLin.scm();
-        let t = Table::from_sample(Dataset::ChainLin, &scm.sample(40, 2));
+        let t = Table::from_sample(Dataset::ChainLin, scm.sample(40, 2));
         let [train, val, test] = t.split(CLASSIFIER_SPLIT, 5).unwrap();
         assert_eq!((train.n_rows(), val.n_rows(), test.n_rows()), (20, 10, 10));
         // Every row of a split is a row of the table with its own label.

@@ -5,7 +5,7 @@
 //! are flushed to disk, and only then replace the destination in one `rename`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,14 +16,82 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 ///
 /// The temporary file (`.<name>.tmp.<pid>.<n>` beside `path`) is removed on any error.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
-    let path = path.as_ref();
-    let tmp = temp_path(path)?;
-    let result = write_then_rename(&tmp, path, bytes);
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = fs::remove_file(&tmp);
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// A file written through a temporary beside its destination, for output too large to buffer
+/// (a million-row CSV). Nothing appears at the destination until [`AtomicFile::commit`]; dropping
+/// it uncommitted (an error, a panic) removes the temporary. A killed process can leave the hidden
+/// temporary behind, never a half-written destination.
+pub struct AtomicFile {
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Create the temporary file for `path`.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<AtomicFile> {
+        let path = path.as_ref().to_path_buf();
+        let tmp = temp_path(&path)?;
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(AtomicFile {
+            file: Some(BufWriter::new(file)),
+            tmp,
+            path,
+        })
     }
-    result
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flush, sync to disk, and rename over the destination.
+    pub fn commit(mut self) -> io::Result<()> {
+        let writer = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("atomic file already finished"))?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path)?;
+        // Renamed: nothing left for Drop to remove.
+        self.tmp = PathBuf::new();
+        sync_parent(&self.path);
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer()?.flush()
+    }
+}
+
+impl AtomicFile {
+    fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("atomic file already finished"))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            // Close before removing (required on some platforms); errors here have no one to go to.
+            drop(self.file.take());
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
@@ -38,16 +106,6 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     tmp_name.push(name);
     tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
     Ok(path.with_file_name(tmp_name))
-}
-
-fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(tmp, path)?;
-    sync_parent(path);
-    Ok(())
 }
 
 /// Make the rename itself durable where the platform allows opening a directory.
@@ -107,6 +165,12 @@ mod tests {
         write_atomic(&path, b"second, longer").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second, longer");
         assert_eq!(entries(&dir.0), ["model.carma"]);
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"streamed").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+        f.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"streamed");
+        assert_eq!(entries(&dir.0), ["model.carma"]);
     }
 
     #[test]
@@ -121,6 +185,13 @@ mod tests {
         assert_eq!(fs::read(target.join("keep")).unwrap(), b"x");
         // A missing directory fails before anything is created.
         assert!(write_atomic(dir.0.join("missing/file"), b"data").is_err());
+        assert_eq!(entries(&dir.0), ["out"]);
+        // An uncommitted streaming file leaves nothing behind.
+        {
+            let mut f = AtomicFile::create(dir.0.join("big.csv")).unwrap();
+            f.write_all(b"a,b\n1,2\n").unwrap();
+            assert_eq!(entries(&dir.0).len(), 2);
+        }
         assert_eq!(entries(&dir.0), ["out"]);
         // A path without a file name is refused.
         let err = write_atomic(Path::new("/"), b"data").unwrap_err();

@@ -344,12 +344,13 @@ fn format_number(v: f64) -> String {
     }
 }
 
-pub(super) fn write_table<W: Write>(table: &Table, writer: W) -> Result<(), DataError> {
-    let wrap = |e: csv::Error| DataError::Csv {
-        file: "<output>".to_owned(),
-        line: None,
-        message: e.to_string(),
-    };
+/// Write `table` as CSV; `file_label` names the destination in errors.
+pub(super) fn write_table<W: Write>(
+    table: &Table,
+    writer: W,
+    file_label: &str,
+) -> Result<(), DataError> {
+    let wrap = |e: csv::Error| csv_error(file_label, e);
     let mut w = csv::Writer::from_writer(writer);
     let mut header: Vec<&str> = table.names.iter().map(String::as_str).collect();
     if let Some(l) = &table.labels {
@@ -366,10 +367,9 @@ pub(super) fn write_table<W: Write>(table: &Table, writer: W) -> Result<(), Data
         w.write_record(&cells).map_err(wrap)?;
     }
     w.flush().map_err(|e: io::Error| DataError::Io {
-        file: "<output>".to_owned(),
+        file: file_label.to_owned(),
         source: e,
-    })?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -654,7 +654,7 @@ mod tests {
         let dir = TempDir::new("csv");
         let path = dir.0.join("loan.csv");
         let scm = Dataset::Loan.scm();
-        let mut t = Table::from_sample(Dataset::Loan, &scm.sample(300, 4));
+        let mut t = Table::from_sample(Dataset::Loan, scm.sample(300, 4));
         t.x[[0, 3]] = 1e-300;
         t.x[[1, 3]] = -3.5e17;
         t.x[[2, 3]] = 0.1 + 0.2;
