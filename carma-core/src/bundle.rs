@@ -281,8 +281,9 @@ impl<'a> Bundle<'a> {
             .scratch_len()
             .max(self.classifier.scratch_len())
             .max(self.carma.as_ref().map_or(0, Carma::scratch_len));
-        // recommend keeps the standardized input and the latent besides.
-        2 * self.d + inner
+        // recommend keeps besides: every flow layer's factual input (the
+        // first is x~) and the latent.
+        (self.flow.n_layers() + 1) * self.d + inner
     }
 
     /// [`Bundle::scratch_len`] in bytes.
@@ -376,7 +377,7 @@ impl<'a> Bundle<'a> {
         self.check_len(z_out, Argument::Output)?;
         self.check_scratch(scratch)?;
         z_out.copy_from_slice(x_std);
-        self.flow.abduct(z_out, scratch)?;
+        self.flow.abduct(z_out, &mut [], scratch)?;
         Ok(())
     }
 
@@ -391,7 +392,7 @@ impl<'a> Bundle<'a> {
         };
         let (z, rest) = scratch.split_at_mut_checked(self.d).ok_or(too_small)?;
         z.copy_from_slice(x_std);
-        let log_det = self.flow.abduct(z, rest)?;
+        let log_det = self.flow.abduct(z, &mut [], rest)?;
         Ok(Flow::log_density(z, log_det))
     }
 
@@ -406,7 +407,8 @@ impl<'a> Bundle<'a> {
         self.check_len(x_std_out, Argument::Output)?;
         self.check_scratch(scratch)?;
         x_std_out.copy_from_slice(z);
-        self.flow.invert(x_std_out, scratch)
+        self.flow.invert(x_std_out, None, scratch)?;
+        Ok(())
     }
 
     /// The classifier's probability that `x~` is accepted (SPEC section 4).

@@ -11,6 +11,7 @@
 //! [`FlowWire::ready`]; the inverse computes each hidden unit exactly once,
 //! as soon as its inputs are final, which costs about one forward pass.
 
+use crate::FeatureSet;
 use crate::error::{Error, InputError, Section, ValidationError};
 use crate::format::{Activation, FlowWire};
 use crate::le::U16s;
@@ -30,6 +31,16 @@ pub const HIDDEN: Activation = Activation::Elu;
 /// reference's operation order (FLOW_MATH section 4).
 pub fn soft_clip(raw: f32) -> f32 {
     raw / (1.0 + libm::fabsf(raw / LN_MIN_SCALE))
+}
+
+/// What a tracked [`Flow::invert`] compares against to keep unchanged
+/// features exact.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Track<'t> {
+    /// Latents that differ from the factual's.
+    pub moved: FeatureSet,
+    /// Each layer's factual input, `n_layers * D` values, layer 0 (`x~`) first.
+    pub factual: &'t [f32],
 }
 
 /// A validated flow whose weights stay in the bundle bytes.
@@ -198,10 +209,11 @@ impl<'a> Flow<'a> {
             .sum()
     }
 
-    /// Scratch `f32` values the flow's operations need: a copy of the layer
-    /// input, every hidden layer, and room for the log-likelihood's latent.
+    /// Scratch `f32` values the flow's operations need: for abduction a copy
+    /// of the layer input and every hidden layer, plus the log-likelihood's
+    /// latent; for tracked inversion every hidden layer and its change flags.
     pub fn scratch_len(&self) -> usize {
-        2 * self.d + self.hidden_len()
+        (2 * self.d + self.hidden_len()).max(2 * self.hidden_len())
     }
 
     /// `(start, width)` of hidden layer `h` within the hidden scratch.
@@ -240,8 +252,15 @@ impl<'a> Flow<'a> {
     }
 
     /// Abduction `z = T(x)` in place: `v` holds `x~` on entry and `z` on exit.
-    /// Returns `log |det dz/dx~|`, the sum of every layer's log-scales.
-    pub(crate) fn abduct(&self, v: &mut [f32], scratch: &mut [f32]) -> Result<f32, Error> {
+    /// Returns `log |det dz/dx~|`, the sum of every layer's log-scales. If
+    /// `save` has room, the input of each layer after the first is copied
+    /// there (`D` values per layer), for [`Track::factual`].
+    pub(crate) fn abduct(
+        &self,
+        v: &mut [f32],
+        save: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<f32, Error> {
         let d = self.d;
         let needed = d + self.hidden_len();
         let too_small = InputError::ScratchTooSmall {
@@ -258,6 +277,12 @@ impl<'a> Flow<'a> {
             let Some(mlp) = self.layer(l) else { break };
             for (a, &b) in input.iter_mut().zip(v.iter()) {
                 *a = b;
+            }
+            if let Some(dst) = l
+                .checked_sub(1)
+                .and_then(|k| save.get_mut(k * d..(k + 1) * d))
+            {
+                dst.copy_from_slice(input);
             }
             for h in 0..n_hidden {
                 let Some(dense) = mlp.layer(h) else { break };
@@ -288,17 +313,42 @@ impl<'a> Flow<'a> {
         Ok(log_det)
     }
 
+    /// Scratch values [`Flow::invert`] needs: the hidden layers, and with
+    /// tracking as many change flags.
+    pub(crate) fn invert_scratch_len(&self, tracking: bool) -> usize {
+        self.hidden_len() * if tracking { 2 } else { 1 }
+    }
+
     /// Inversion `x~ = T^-1(z)` in place: `v` holds `z` on entry and `x~` on
     /// exit. Layers in reverse; within a layer, features in topological order,
     /// each hidden unit computed once, when the schedule says its inputs are final.
-    pub(crate) fn invert(&self, v: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
-        let needed = self.hidden_len();
+    ///
+    /// With `track`, a feature whose latent did not move and whose shift and
+    /// log-scale read (through non-zero weights) only unchanged values gets
+    /// exactly its factual value instead of `T^-1(T(x))`, which differs by
+    /// rounding. Returns the features that may differ from the factual (all
+    /// of them without `track`).
+    pub(crate) fn invert(
+        &self,
+        v: &mut [f32],
+        track: Option<Track<'_>>,
+        scratch: &mut [f32],
+    ) -> Result<FeatureSet, Error> {
+        let d = self.d;
+        let h_len = self.hidden_len();
+        let needed = self.invert_scratch_len(track.is_some());
         let too_small = InputError::ScratchTooSmall {
             needed,
             found: scratch.len(),
         };
-        let hidden = scratch.get_mut(..needed).ok_or(too_small)?;
+        let (hidden, flags) = scratch
+            .get_mut(..needed)
+            .and_then(|s| s.split_at_mut_checked(h_len))
+            .ok_or(too_small)?;
         let n_hidden = self.n_hidden();
+        let tracking = track.is_some();
+        // Features of the current layer's output that differ from the factual.
+        let mut moved = track.as_ref().map_or(FeatureSet::first(d), |t| t.moved);
         for l in (0..self.n_layers).rev() {
             let Some(mlp) = self.layer(l) else { break };
             let Some(out) = mlp.layer(n_hidden) else {
@@ -307,6 +357,13 @@ impl<'a> Flow<'a> {
             // Units not computed yet meet zero weights only; zeroing them keeps
             // whatever the caller left in the scratch (NaN included) out of the sums.
             hidden.fill(0.0);
+            flags.fill(0.0);
+            let factual = track
+                .as_ref()
+                .and_then(|t| t.factual.get(l * d..(l + 1) * d))
+                .unwrap_or_default();
+            // Features of this layer's input that differ from the factual.
+            let mut changed = FeatureSet::EMPTY;
             for (t, &feature) in self.order.iter().enumerate() {
                 for h in 0..n_hidden {
                     let Some(dense) = mlp.layer(h) else { break };
@@ -318,29 +375,63 @@ impl<'a> Flow<'a> {
                             if let Some(u) = hidden.get_mut(j) {
                                 *u = value;
                             }
+                            if tracking
+                                && dense
+                                    .first_nonzero(j..j + 1, |c| changed.contains(c))
+                                    .is_some()
+                            {
+                                if let Some(f) = flags.get_mut(j) {
+                                    *f = 1.0;
+                                }
+                            }
                         }
                     } else {
                         let (prev, cur) = self.hidden_pair(hidden, h);
+                        let (prev_flags, cur_flags) = self.hidden_pair(flags, h);
                         for j in lo..hi {
                             let value = activate(HIDDEN, dense.unit(j, prev));
                             if let Some(u) = cur.get_mut(j) {
                                 *u = value;
                             }
+                            let reads_changed =
+                                |c: usize| prev_flags.get(c).is_some_and(|&f| f != 0.0);
+                            if tracking && dense.first_nonzero(j..j + 1, reads_changed).is_some() {
+                                if let Some(f) = cur_flags.get_mut(j) {
+                                    *f = 1.0;
+                                }
+                            }
                         }
                     }
                 }
                 let i = usize::from(feature);
-                let (shift, ls) = if n_hidden == 0 {
-                    Self::shift_log_scale(&out, i, v)
+                let rows = 2 * i..2 * i + 2;
+                let is_changed = !tracking
+                    || moved.contains(i)
+                    || if n_hidden == 0 {
+                        out.first_nonzero(rows, |c| changed.contains(c)).is_some()
+                    } else {
+                        let last_flags = self.last_hidden(flags);
+                        out.first_nonzero(rows, |c| last_flags.get(c).is_some_and(|&f| f != 0.0))
+                            .is_some()
+                    };
+                let new_value = if !is_changed {
+                    factual.get(i).copied()
                 } else {
-                    Self::shift_log_scale(&out, i, self.last_hidden(hidden))
+                    let (shift, ls) = if n_hidden == 0 {
+                        Self::shift_log_scale(&out, i, v)
+                    } else {
+                        Self::shift_log_scale(&out, i, self.last_hidden(hidden))
+                    };
+                    changed.insert(i);
+                    v.get(i).map(|&z| (z - shift) / libm::expf(ls))
                 };
-                if let Some(vi) = v.get_mut(i) {
-                    *vi = (*vi - shift) / libm::expf(ls);
+                if let (Some(vi), Some(x)) = (v.get_mut(i), new_value) {
+                    *vi = x;
                 }
             }
+            moved = changed;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// `log p(x~)` given the latent `z = T(x~)` and `log |det dz/dx~|`:

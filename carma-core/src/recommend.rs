@@ -3,6 +3,7 @@
 use crate::FeatureSet;
 use crate::bundle::Bundle;
 use crate::error::{Argument, Error, InputError};
+use crate::flow::Track;
 
 /// A classifier probability at or above this is an acceptance (SPEC section 1).
 pub const ACCEPT_THRESHOLD: f32 = 0.5;
@@ -32,7 +33,9 @@ impl<'a> Bundle<'a> {
     /// Steps: standardize, abduct `z`, classify; if accepted already, the
     /// counterfactual is `x_raw` with an empty mask. Otherwise mask, action,
     /// `z_cf = z + m * delta`, invert, classify, cost, unstandardize.
-    /// Descendants of intervened features move through the flow.
+    /// Descendants of intervened features move through the flow; features
+    /// the intervention cannot reach (through the flow's non-zero weights)
+    /// are copied from `x_raw` exactly.
     ///
     /// Errors: no CARMA networks, wrong lengths, a non-finite input, a binary
     /// feature that is not exactly 0 or 1, `forbid` naming a feature `>= D`,
@@ -62,12 +65,21 @@ impl<'a> Bundle<'a> {
             needed,
             found: scratch.len(),
         };
-        let (x_std, rest) = scratch.split_at_mut_checked(d).ok_or(too_small)?;
+        // Scratch: each flow layer's factual input (x~ first), the latent, the rest.
+        let n_layers = self.flow().n_layers();
+        let (factual, rest) = scratch
+            .split_at_mut_checked(n_layers * d)
+            .ok_or(too_small)?;
         let (z, inner) = rest.split_at_mut_checked(d).ok_or(too_small)?;
+        {
+            let (x_std, saved) = factual.split_at_mut_checked(d).ok_or(too_small)?;
+            self.standardize(x_raw, x_std)?;
+            z.copy_from_slice(x_std);
+            self.flow().abduct(z, saved, inner)?;
+        }
+        let factual: &[f32] = factual;
+        let x_std = factual.get(..d).unwrap_or_default();
 
-        self.standardize(x_raw, x_std)?;
-        z.copy_from_slice(x_std);
-        self.flow().abduct(z, inner)?;
         let prob_before = self.classify_unchecked(x_std, inner)?;
         if prob_before >= ACCEPT_THRESHOLD {
             x_cf_raw_out.copy_from_slice(x_raw);
@@ -92,13 +104,20 @@ impl<'a> Bundle<'a> {
         }
         let x_cf_std = delta;
         x_cf_std.copy_from_slice(z);
-        self.flow().invert(x_cf_std, inner)?;
+        // Features the intervention cannot reach keep their factual value
+        // exactly (not T^-1(T(x)), which differs by rounding).
+        let track = Track {
+            moved: mask,
+            factual,
+        };
+        let changed = self.flow().invert(x_cf_std, Some(track), inner)?;
         let prob_after = self.classify_unchecked(x_cf_std, inner)?;
         let cost = carma.cost(x_std, x_cf_std, mask, self.actionable());
-        for (i, v) in x_cf_std.iter_mut().enumerate() {
-            if let (Some(m), Some(s)) = (self.mean(i), self.std(i)) {
-                *v = *v * s + m;
-            }
+        for (i, (v, &x)) in x_cf_std.iter_mut().zip(x_raw).enumerate() {
+            *v = match (changed.contains(i), self.mean(i), self.std(i)) {
+                (true, Some(m), Some(s)) => *v * s + m,
+                _ => x,
+            };
         }
         Ok(Recommendation {
             mask,
