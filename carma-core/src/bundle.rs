@@ -235,7 +235,7 @@ impl<'a> Bundle<'a> {
         let d = self.d;
         let row = i
             .checked_mul(d)
-            .and_then(|s| self.wire.features.parents.get(s..s + d));
+            .and_then(|s| self.wire.features.parents.get(s..s.checked_add(d)?));
         row.unwrap_or_default()
             .iter()
             .enumerate()

@@ -196,10 +196,15 @@ impl<'a> Flow<'a> {
     }
 
     /// How many units of hidden layer `hidden` of flow layer `layer` are
-    /// computable once the first `step` features of the order are known.
+    /// computable once the first `step` features of the order are known (0
+    /// out of range).
     pub fn ready(&self, layer: usize, hidden: usize, step: usize) -> usize {
-        let index = (layer * self.n_hidden() + hidden) * (self.d + 1) + step;
-        self.ready.get(index).map_or(0, usize::from)
+        let index = layer
+            .checked_mul(self.n_hidden())
+            .and_then(|i| i.checked_add(hidden))
+            .and_then(|i| i.checked_mul(self.d + 1))
+            .and_then(|i| i.checked_add(step));
+        index.and_then(|i| self.ready.get(i)).map_or(0, usize::from)
     }
 
     /// Total width of the hidden layers of one hyper-network.

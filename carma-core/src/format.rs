@@ -98,6 +98,11 @@ pub struct ScalerWire<'a> {
 }
 
 /// The causal normalizing flow: stacked masked affine (MADE) layers (SPEC section 5).
+///
+/// Every hyper-network has ELU hidden layers and no output activation (fixed,
+/// so not stored). It may have no hidden layer at all; then `ready` is empty.
+/// `Bundle::new` checks that every non-zero weight respects `ready` and the
+/// topological order, so that inversion is exact.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FlowWire<'a> {
     /// Number of stacked layers, at least one.

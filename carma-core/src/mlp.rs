@@ -249,7 +249,7 @@ impl<'a> Mlp<'a> {
 
     /// The activation after layer `l`.
     pub fn activation(&self, l: usize) -> Activation {
-        if l + 1 >= self.n_layers() {
+        if l.saturating_add(1) >= self.n_layers() {
             self.output
         } else {
             self.hidden

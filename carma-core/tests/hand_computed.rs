@@ -437,3 +437,26 @@ fn scratch_of_a_loan_sized_model_is_142_values() {
     b.recommend(&x, FeatureSet::EMPTY, &mut out, &mut s)
         .unwrap();
 }
+
+#[test]
+fn accessors_never_panic_on_out_of_range_arguments() {
+    let bytes = bundle_bytes();
+    let b = Bundle::new(&bytes).unwrap();
+    let m = usize::MAX;
+    assert!(b.parents(m).is_empty() && b.parents(m / 2).is_empty());
+    assert_eq!((b.feature_name(m), b.mean(m), b.std(m)), (None, None, None));
+    assert!(!b.is_binary(m) && !b.is_actionable(m));
+    let flow = b.flow();
+    assert_eq!(flow.ready(m, m, m), 0);
+    assert_eq!(flow.ready(0, 0, m), 0);
+    assert!(flow.layer(m).is_none());
+    let net = flow.layer(0).unwrap();
+    assert!(net.layer(m).is_none());
+    assert_eq!(net.width(m), 0);
+    assert_eq!(net.activation(m), carma_core::format::Activation::Identity);
+    assert_eq!(net.layer(0).unwrap().weight(m, 0), None);
+    assert_eq!(net.layer(0).unwrap().weight(0, m), None);
+    let carma = b.carma().unwrap();
+    assert_eq!((carma.cost_range(m), carma.weight(m)), (None, None));
+    assert_eq!(carma.clamp(), (-4.0, 5.0));
+}
