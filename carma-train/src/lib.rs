@@ -15,4 +15,5 @@ pub mod import;
 pub mod io;
 pub mod nn;
 pub mod oracle;
+pub mod pipeline;
 pub mod scm;
