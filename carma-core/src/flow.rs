@@ -102,68 +102,14 @@ impl<'a> Flow<'a> {
             order,
         };
         for layer in 0..n_layers {
-            flow.check_layer(layer, position)?;
+            crate::schedule::check_layer(&flow, layer, position)?;
         }
         Ok(flow)
     }
 
-    /// Checks one layer's schedule and that its weights respect it.
-    fn check_layer(&self, layer: usize, position: &[usize]) -> Result<(), ValidationError> {
-        let d = self.d;
-        let mlp = self.layer(layer).ok_or(ValidationError::NoFlowLayers)?;
-        let n_hidden = self.n_hidden();
-        for hidden in 0..n_hidden {
-            let width = mlp.width(hidden + 1);
-            let mut prev = 0;
-            for step in 0..=d {
-                let r = self.ready(layer, hidden, step);
-                if r < prev || r > width || (step == d && r != width) {
-                    return Err(ValidationError::ReadyNotMonotonic {
-                        layer,
-                        hidden,
-                        step,
-                    });
-                }
-                prev = r;
-            }
-        }
-        let violation =
-            |matrix: usize, (row, column): (usize, usize)| ValidationError::ScheduleViolation {
-                layer,
-                matrix,
-                row,
-                column,
-            };
-        // Is input `c` of matrix `m` unknown at step `t`?
-        let late = |m: usize, t: usize, c: usize| {
-            if m == 0 {
-                position.get(c).is_none_or(|&p| p >= t)
-            } else {
-                c >= self.ready(layer, m - 1, t)
-            }
-        };
-        for m in 0..n_hidden {
-            let dense = mlp.layer(m).ok_or(ValidationError::NoFlowLayers)?;
-            for t in 0..=d {
-                let lo = if t == 0 {
-                    0
-                } else {
-                    self.ready(layer, m, t - 1)
-                };
-                let hi = self.ready(layer, m, t);
-                if let Some(hit) = dense.first_nonzero(lo..hi, |c| late(m, t, c)) {
-                    return Err(violation(m, hit));
-                }
-            }
-        }
-        let out = mlp.layer(n_hidden).ok_or(ValidationError::NoFlowLayers)?;
-        for (t, &feature) in self.order.iter().enumerate() {
-            let i = usize::from(feature);
-            if let Some(hit) = out.first_nonzero(2 * i..2 * i + 2, |c| late(n_hidden, t, c)) {
-                return Err(violation(n_hidden, hit));
-            }
-        }
-        Ok(())
+    /// The topological order, one byte per feature.
+    pub(crate) fn order(&self) -> &'a [u8] {
+        self.order
     }
 
     /// Number of features `D`.

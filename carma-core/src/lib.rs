@@ -73,9 +73,11 @@ pub mod error;
 pub mod feature_set;
 pub mod flow;
 pub mod format;
+mod graph;
 pub mod le;
 pub mod mlp;
 pub mod recommend;
+mod schedule;
 
 pub use bundle::Bundle;
 pub use error::Error;
