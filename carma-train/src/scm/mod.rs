@@ -436,7 +436,7 @@ impl Scm {
         let mut v_row = vec![0.0; d];
         let mut o_row = vec![0.0; d];
         for ((&mask, v), mut o) in masks.iter().zip(values.rows()).zip(out.rows_mut()) {
-            if d < 64 && mask >> d != 0 {
+            if d < MAX_FEATURES && mask >> d != 0 {
                 return Err(ScmError::InterventionIndex {
                     index: (63 - mask.leading_zeros()) as usize,
                     len: d,
