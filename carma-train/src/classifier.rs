@@ -111,6 +111,10 @@ pub enum ClassifierError {
         /// Column.
         col: usize,
     },
+    /// A network given to [`Classifier::from_net`] does not have one output, ReLU hidden
+    /// activations and no output activation.
+    #[error("a classifier network needs one output, ReLU hidden layers and no output activation")]
+    BadNet,
     /// A label is not 0 or 1.
     #[error("{split} split: label at row {row} is {value}, expected 0 or 1")]
     BadLabel {
@@ -309,6 +313,20 @@ impl Classifier {
                 val_accuracy,
             },
         ))
+    }
+
+    /// A classifier from an existing logit network (e.g. the reference checkpoint's weights):
+    /// one output, ReLU hidden activations, identity output (the sigmoid is applied on top).
+    pub fn from_net(net: Mlp) -> Result<Self, ClassifierError> {
+        let dims = net.dims();
+        let hidden_ok = dims.len() == 2 || net.hidden_activation() == Activation::Relu;
+        if dims[dims.len() - 1] != 1
+            || !hidden_ok
+            || net.output_activation() != Activation::Identity
+        {
+            return Err(ClassifierError::BadNet);
+        }
+        Ok(Self { net })
     }
 
     /// Number of input features.

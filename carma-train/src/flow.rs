@@ -176,6 +176,31 @@ pub enum FlowError {
         /// Column.
         col: usize,
     },
+    /// A hyper-network does not map `D` inputs to `2D` outputs.
+    #[error("hyper-network {layer} has widths {dims:?}; expected {d} inputs and {} outputs", 2 * d)]
+    HypernetDims {
+        /// Flow layer.
+        layer: usize,
+        /// Its widths.
+        dims: Vec<usize>,
+        /// Number of features.
+        d: usize,
+    },
+    /// A hyper-network does not use ELU hidden and identity output activations.
+    #[error("hyper-network {0} must use ELU hidden activations and no output activation")]
+    HypernetActivation(usize),
+    /// A hyper-network output depends on a feature that is not a parent.
+    #[error(
+        "hyper-network {layer}: output {output} depends on feature {input}, which is not a parent"
+    )]
+    NotAutoregressive {
+        /// Flow layer.
+        layer: usize,
+        /// Output index (`2i` or `2i + 1` for feature `i`).
+        output: usize,
+        /// Input feature.
+        input: usize,
+    },
     /// A standard deviation is not positive and finite.
     #[error("standard deviation of feature {index} is {value}; it must be positive and finite")]
     BadStd {
@@ -402,6 +427,48 @@ impl CausalFlow {
             parents: parents.to_vec(),
             levels,
             layers,
+        })
+    }
+
+    /// A flow from existing hyper-networks (e.g. the reference checkpoint's weights with their
+    /// masks, see [`Dense::with_mask`]), layer 0 first in the data-to-latent direction. Each must
+    /// map `D -> ... -> 2D` with ELU hidden and identity output activations, and its effective
+    /// weights must respect the graph: output `2i, 2i + 1` may depend on the parents of `i` only.
+    pub fn from_hypernets(parents: &[Vec<usize>], nets: Vec<Mlp>) -> Result<Self, FlowError> {
+        let levels = depth_levels(parents)?;
+        if nets.is_empty() {
+            return Err(FlowError::ZeroLayers);
+        }
+        let d = parents.len();
+        for (layer, net) in nets.iter().enumerate() {
+            let dims = net.dims();
+            if dims[0] != d || dims[dims.len() - 1] != 2 * d {
+                return Err(FlowError::HypernetDims { layer, dims, d });
+            }
+            let hidden_ok = dims.len() == 2 || net.hidden_activation() == Activation::Elu;
+            if !hidden_ok || net.output_activation() != Activation::Identity {
+                return Err(FlowError::HypernetActivation(layer));
+            }
+            // reach[o][j]: some path of non-zero effective weights from input j to output o.
+            let nonzero = |l: &Dense| l.effective_weight().mapv(|w| f64::from(u8::from(w != 0.0)));
+            let mut reach = nonzero(&net.layers()[0]);
+            for l in &net.layers()[1..] {
+                reach = nonzero(l).dot(&reach);
+            }
+            for ((output, input), &r) in reach.indexed_iter() {
+                if r > 0.0 && !parents[output / 2].contains(&input) {
+                    return Err(FlowError::NotAutoregressive {
+                        layer,
+                        output,
+                        input,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            parents: parents.to_vec(),
+            levels,
+            layers: nets,
         })
     }
 

@@ -344,3 +344,111 @@ fn reference_triangle_lin_flow_reaches_the_reference_test_log_likelihood() {
     let ll = reference_scale_fit(crate::scm::Dataset::TriangleLin, &[32]);
     assert!(ll >= REFERENCE_TRIANGLE_LIN_LL, "test log-likelihood {ll}");
 }
+
+/// A matrix from a JSON `{"data": [[...], ...]}` or a plain nested list.
+fn json_matrix(v: &serde_json::Value) -> Array2<f64> {
+    let rows = v.get("data").unwrap_or(v).as_array().unwrap();
+    let data: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+        .collect();
+    Array2::from_shape_vec((rows.len(), data.len() / rows.len()), data).unwrap()
+}
+
+fn json_vector(v: &serde_json::Value) -> Array1<f64> {
+    let v = v.get("data").unwrap_or(v).as_array().unwrap();
+    v.iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn fixture(file: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../fixtures/reference/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("reference fixture")).expect("json")
+}
+
+fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    (a - b).mapv(f64::abs).fold(0.0, |m, &v| m.max(v))
+}
+
+/// The reference checkpoints' weights loaded into our flow reproduce the reference's f64
+/// latents, log-densities and counterfactual inverses (FLOW_MATH: f64 vectors), and the
+/// classifier its probabilities (f32 vectors).
+#[test]
+fn reference_weights_reproduce_the_reference_outputs() {
+    use crate::classifier::Classifier;
+    for name in ["trianglesens_linear", "loan"] {
+        let model = fixture(&format!("{name}_flow.json"));
+        let vectors = fixture(&format!("{name}_vectors.json"));
+        let adj = json_matrix(&model["causal_adjacency"]["matrix"]);
+        let parents: Vec<Vec<usize>> = adj
+            .rows()
+            .into_iter()
+            .map(|r| (0..r.len()).filter(|&j| r[j] == 1.0).collect())
+            .collect();
+        let dense = |w: &str, b: &str, m: &str| {
+            Dense::from_parts(json_matrix(&model[w]), json_vector(&model[b]))
+                .with_mask(json_matrix(&model[m]))
+        };
+        let net = Mlp::from_layers(
+            vec![dense("W1", "b1", "M1"), dense("W2", "b2", "M2")],
+            Activation::Elu,
+            Activation::Identity,
+        );
+        let flow = CausalFlow::from_hypernets(&parents, vec![net]).unwrap();
+
+        // The f64 vectors start from the raw rows scaled in f64 with the recourse scaler.
+        let scaler = &model["scalers"]["recourse"];
+        let x = (json_matrix(&vectors["x_raw"]) - &json_vector(&scaler["mean"]))
+            / &json_vector(&scaler["std"]);
+        let z = flow.abduct(&x);
+        let z_err = max_abs_diff(&z, &json_matrix(&vectors["f64"]["z"]));
+        let lp_err = (flow.log_prob(&x) - json_vector(&vectors["f64"]["log_prob_scaled"]))
+            .mapv(f64::abs)
+            .fold(0.0f64, |m, &v| m.max(v));
+        let z_cf =
+            &z + &(json_matrix(&vectors["cf"]["mask"]) * json_matrix(&vectors["cf"]["delta"]));
+        let x_cf = flow.inverse(&z_cf);
+        let cf_err = max_abs_diff(&x_cf, &json_matrix(&vectors["f64"]["x_cf_scaled"]));
+        assert!(
+            z_err < 1e-9 && lp_err < 1e-9 && cf_err < 1e-9,
+            "{name}: {z_err} {lp_err} {cf_err}"
+        );
+
+        let layers = model["classifier"]["layers"].as_array().unwrap();
+        let clf_layers = layers
+            .chunks(2)
+            .map(|wb| Dense::from_parts(json_matrix(&wb[0]), json_vector(&wb[1])))
+            .collect();
+        let clf = Classifier::from_net(Mlp::from_layers(
+            clf_layers,
+            Activation::Relu,
+            Activation::Identity,
+        ))
+        .unwrap();
+        let p_err = (clf.prob(&x) - json_vector(&vectors["clf_prob"]))
+            .mapv(f64::abs)
+            .fold(0.0f64, |m, &v| m.max(v));
+        assert!(p_err < 1e-5, "{name}: classifier {p_err}");
+    }
+}
+
+#[test]
+fn from_hypernets_refuses_a_net_that_breaks_the_graph() {
+    let parents = triangle();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let dense_net = Mlp::new(
+        &[4, 8, 8],
+        Activation::Elu,
+        Activation::Identity,
+        Init::TorchDefault,
+        &mut rng,
+    );
+    assert!(matches!(
+        CausalFlow::from_hypernets(&parents, vec![dense_net]),
+        Err(FlowError::NotAutoregressive { layer: 0, .. })
+    ));
+    let good = random_flow(&parents, &[8], 1).layer_nets().to_vec();
+    assert!(CausalFlow::from_hypernets(&parents, good).is_ok());
+}

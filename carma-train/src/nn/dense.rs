@@ -55,6 +55,21 @@ impl Dense {
         }
     }
 
+    /// The same layer with a MADE mask `[out][in]` (0/1); masked weights are zeroed.
+    ///
+    /// # Panics
+    /// If the mask's shape differs from the weight's (a programming error).
+    pub fn with_mask(mut self, mask: Array2<f64>) -> Self {
+        assert_eq!(
+            mask.dim(),
+            self.w.dim(),
+            "mask shape must equal the weight shape"
+        );
+        self.w *= &mask;
+        self.mask = Some(mask);
+        self
+    }
+
     /// Number of inputs.
     pub fn fan_in(&self) -> usize {
         self.w.ncols()
