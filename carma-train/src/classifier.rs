@@ -6,8 +6,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::nn::{
-    Activation, Adam, AdamConfig, EarlyStopping, Init, MiniBatches, Mlp, MlpCache, Params, Verdict,
-    WeightDecay, loss::bce_with_logits,
+    Activation, Adam, AdamConfig, EarlyStopping, EpochEnd, Init, MiniBatches, Mlp, MlpCache,
+    Params, Verdict, WeightDecay, loss::bce_with_logits,
 };
 
 /// Training epochs (SPEC section 4).
@@ -262,6 +262,18 @@ impl Classifier {
         y_val: &Array1<f64>,
         config: &CheckedClassifierConfig,
     ) -> Result<(Self, ClassifierReport), ClassifierError> {
+        Self::fit_observed(x_train, y_train, x_val, y_val, config, &mut |_| {})
+    }
+
+    /// [`Classifier::fit`], calling `observer` after every epoch.
+    pub fn fit_observed(
+        x_train: &Array2<f64>,
+        y_train: &Array1<f64>,
+        x_val: &Array2<f64>,
+        y_val: &Array1<f64>,
+        config: &CheckedClassifierConfig,
+        observer: &mut dyn FnMut(EpochEnd),
+    ) -> Result<(Self, ClassifierReport), ClassifierError> {
         let cfg = config.get();
         let d = x_train.ncols();
         validate_split("training", x_train, y_train.view(), d)?;
@@ -285,16 +297,24 @@ impl Classifier {
         for epoch in 1..=cfg.epochs {
             epochs_run = epoch;
             batches.shuffle(&mut rng);
+            let mut train_loss = 0.0;
             for idx in batches.batches() {
                 let xb = x_train.select(Axis(0), idx);
                 let yb = y_train.select(Axis(0), idx);
                 model.net.zero_grad();
                 let logits = model.net.forward(&xb);
-                let (_, g) = bce_with_logits(logits.column(0), yb.view());
+                let (loss, g) = bce_with_logits(logits.column(0), yb.view());
+                train_loss += loss * idx.len() as f64;
                 model.net.backward(&g.insert_axis(Axis(1)));
                 adam.step(&mut model.net);
             }
             let val_loss = model.loss(x_val, y_val);
+            observer(EpochEnd {
+                epoch,
+                train_loss: train_loss / x_train.nrows() as f64,
+                val_loss,
+                lr: adam.lr(),
+            });
             match stopper.observe(val_loss, &model) {
                 Verdict::Improved => best_epoch = epoch,
                 Verdict::Continue => {}
@@ -456,6 +476,22 @@ mod tests {
             a_mlp > 0.9 && a_mlp > a_lin + 0.1,
             "mlp {a_mlp}, logistic {a_lin}"
         );
+    }
+
+    #[test]
+    fn observer_sees_every_epoch() {
+        let (x, y) = dataset(200, 1, linear_rule);
+        let mut seen = Vec::new();
+        let (_, report) =
+            Classifier::fit_observed(&x, &y, &x, &y, &quick(&[], 4, 0.01), &mut |e| seen.push(e))
+                .unwrap();
+        assert_eq!(seen.len(), report.epochs_run);
+        assert!(
+            seen.iter()
+                .enumerate()
+                .all(|(k, e)| e.epoch == k + 1 && e.train_loss.is_finite())
+        );
+        assert!(seen.last().unwrap().val_loss < seen[0].val_loss);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::graph::CausalGraph;
 use crate::nn::{
-    Activation, Adam, AdamConfig, Dense, EarlyStopping, Init, MiniBatches, Mlp, MlpCache,
+    Activation, Adam, AdamConfig, Dense, EarlyStopping, EpochEnd, Init, MiniBatches, Mlp, MlpCache,
     ParamGrad, Params, ReduceLrOnPlateau, Verdict, WeightDecay, loss::HALF_LN_2PI,
     loss::gaussian_nll, made_masks, made_min_hidden,
 };
@@ -648,6 +648,18 @@ impl CausalFlow {
         parents: &[Vec<usize>],
         config: &CheckedFlowConfig,
     ) -> Result<(Self, FlowReport), FlowError> {
+        Self::fit_observed(x_train, x_val, parents, config, &mut |_| {})
+    }
+
+    /// [`CausalFlow::fit`], calling `observer` after every epoch (losses are mean NLLs in
+    /// standardized units).
+    pub fn fit_observed(
+        x_train: &Array2<f64>,
+        x_val: &Array2<f64>,
+        parents: &[Vec<usize>],
+        config: &CheckedFlowConfig,
+        observer: &mut dyn FnMut(EpochEnd),
+    ) -> Result<(Self, FlowReport), FlowError> {
         let cfg = config.get();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut flow = Self::with_rng(parents, cfg, &mut rng)?;
@@ -686,13 +698,21 @@ impl CausalFlow {
         for epoch in 1..=cfg.epochs {
             epochs_run = epoch;
             batches.shuffle(&mut rng);
+            let lr = adam.lr();
+            let mut train_nll = 0.0;
             for idx in batches.batches() {
                 let xb = x_train.select(Axis(0), idx);
                 flow.zero_grad();
-                flow.nll_backward(&xb);
+                train_nll += flow.nll_backward(&xb) * idx.len() as f64;
                 adam.step(&mut flow);
             }
             let val_nll = -flow.mean_log_likelihood(x_val);
+            observer(EpochEnd {
+                epoch,
+                train_loss: train_nll / x_train.nrows() as f64,
+                val_loss: val_nll,
+                lr,
+            });
             plateau.step(val_nll, &mut adam);
             match stopper.observe(val_nll, &flow) {
                 Verdict::Improved => best_epoch = epoch,

@@ -188,9 +188,15 @@ fn maximum_likelihood_fit_approaches_the_true_density() {
     let before = CausalFlow::new(&parents, &cfg)
         .unwrap()
         .mean_log_likelihood(&test);
-    let (flow, report) = CausalFlow::fit(&train, &val, &parents, &cfg).unwrap();
+    let mut epochs = Vec::new();
+    let (flow, report) =
+        CausalFlow::fit_observed(&train, &val, &parents, &cfg, &mut |e| epochs.push(e)).unwrap();
     let after = flow.mean_log_likelihood(&test);
     assert!(report.best_epoch >= 1);
+    assert_eq!(epochs.len(), report.epochs_run);
+    let best = epochs[report.best_epoch - 1].val_loss;
+    approx::assert_relative_eq!(best, report.best_val_nll);
+    approx::assert_relative_eq!(best, -flow.mean_log_likelihood(&val), max_relative = 1e-12);
     assert!(after > before + 0.5, "before {before}, after {after}");
     assert!(after > true_ll - 0.1, "learned {after}, true {true_ll}");
     let orig = flow

@@ -18,7 +18,8 @@
 //!   order. [`Adam`] updates anything that implements it: `model.zero_grad()`, forward, loss,
 //!   backward, `adam.step(&mut model)`.
 //! - [`MiniBatches`] (seeded shuffling with `ChaCha8Rng`), [`EarlyStopping`] (patience on a
-//!   validation loss, keeps a clone of the best model) and [`ReduceLrOnPlateau`].
+//!   validation loss, keeps a clone of the best model) and [`ReduceLrOnPlateau`]; [`EpochEnd`] is
+//!   what the `fit_observed` training functions report after every epoch.
 //! - [`made_masks`]: MADE masks from parent lists (zuko's construction, FLOW_MATH section 7).
 //! - [`Init`]: Xavier/Glorot uniform with a gain and a constant bias (CARMA: gain `sqrt(2)`,
 //!   bias 0.01, SPEC section 6) or torch's `nn.Linear` default; always from a seeded RNG.
@@ -41,7 +42,7 @@ pub use dense::Dense;
 pub use init::{CARMA_INIT, Init};
 pub use made::{made_masks, made_min_hidden};
 pub use mlp::{Mlp, MlpCache};
-pub use train::{EarlyStopping, MiniBatches, ReduceLrOnPlateau, Verdict};
+pub use train::{EarlyStopping, EpochEnd, MiniBatches, ReduceLrOnPlateau, Verdict};
 
 /// One trainable tensor and its accumulated gradient, both flattened (row-major).
 #[derive(Debug)]

@@ -43,6 +43,20 @@ impl MiniBatches {
     }
 }
 
+/// One finished training epoch, as passed to the observer of the `fit_observed` functions
+/// (progress bars, logs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochEnd {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's mini-batches (weighted by batch size).
+    pub train_loss: f64,
+    /// Validation loss after the epoch.
+    pub val_loss: f64,
+    /// Learning rate used during the epoch.
+    pub lr: f64,
+}
+
 /// What [`EarlyStopping::observe`] concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
