@@ -300,12 +300,13 @@ fn fit_classifier_and_flow(
         ..cfg.classifier.clone()
     }
     .check()?;
-    let (classifier, report) = Classifier::fit(
+    let (classifier, report) = Classifier::fit_observed(
         &std(&clf_splits[0])?,
         labels(&clf_splits[0])?,
         &std(&clf_splits[1])?,
         labels(&clf_splits[1])?,
         &clf_cfg,
+        &mut |e| progress.epoch(Stage::Classifier, e.epoch, e.train_loss),
     )?;
     let accuracy = classifier.accuracy(&std(&clf_splits[2])?, labels(&clf_splits[2])?);
     progress.done(
@@ -326,11 +327,12 @@ fn fit_classifier_and_flow(
     let parents: Vec<Vec<usize>> = (0..graph.len())
         .map(|i| graph.parents(i).to_vec())
         .collect();
-    let (flow, report) = CausalFlow::fit(
+    let (flow, report) = CausalFlow::fit_observed(
         &std(&flow_splits[0])?,
         &std(&flow_splits[1])?,
         &parents,
         &flow_cfg,
+        &mut |e| progress.epoch(Stage::Flow, e.epoch, e.train_loss),
     )?;
     let loglik = flow.mean_log_likelihood_original(
         &std(&flow_splits[2])?,
