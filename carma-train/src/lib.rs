@@ -5,9 +5,11 @@
 //! the causal normalizing flow, CARMA training, the baselines and metrics, and
 //! export to the `carma-core` bundle format.
 
+pub mod baselines;
 pub mod carma;
 pub mod classifier;
 pub mod data;
+pub mod evaluate;
 pub mod export;
 pub mod flow;
 pub mod graph;
