@@ -42,28 +42,6 @@ impl Activation {
         }
     }
 
-    /// Derivative given the pre-activation `t` and the activation `y = f(t)`.
-    fn derivative(self, t: f64, y: f64) -> f64 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => {
-                if t > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Elu => {
-                if t > 0.0 {
-                    1.0
-                } else {
-                    y + 1.0
-                }
-            }
-            Activation::Sigmoid => y * (1.0 - y),
-        }
-    }
-
     /// `f(pre)`, elementwise.
     pub fn forward(self, pre: &Array2<f64>) -> Array2<f64> {
         pre.mapv(|t| self.apply(t))
@@ -76,13 +54,23 @@ impl Activation {
 
     /// `dL/d(pre)` from `dL/d(post)`, where `post = f(pre)`; `grad` is overwritten in place.
     pub fn backward_in_place(self, pre: &Array2<f64>, post: &Array2<f64>, grad: &mut Array2<f64>) {
-        if self == Activation::Identity {
-            return;
+        // One loop per activation so the match is not evaluated per element.
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => Zip::from(grad).and(pre).for_each(|g, &t| {
+                if t <= 0.0 {
+                    *g = 0.0;
+                }
+            }),
+            Activation::Elu => Zip::from(grad).and(pre).and(post).for_each(|g, &t, &y| {
+                if t <= 0.0 {
+                    *g *= y + 1.0;
+                }
+            }),
+            Activation::Sigmoid => Zip::from(grad)
+                .and(post)
+                .for_each(|g, &y| *g *= y * (1.0 - y)),
         }
-        Zip::from(grad)
-            .and(pre)
-            .and(post)
-            .for_each(|g, &t, &y| *g *= self.derivative(t, y));
     }
 
     /// `dL/d(pre)` from `dL/d(post)`, where `post = f(pre)`.
