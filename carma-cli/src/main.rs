@@ -1,5 +1,89 @@
-//! The `carma` command.
+//! The `carma` command: causal algorithmic recourse end to end.
+//!
+//! Exit codes: 0 on success, 1 when a command fails at run time (a missing or malformed file, a
+//! training failure), 2 for usage errors (clap's own).
 
-fn main() {
-    println!("carma: not yet implemented");
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod explain;
+mod model;
+mod progress;
+
+/// Causal algorithmic recourse: tell a rejected applicant what to change, respecting cause and
+/// effect.
+#[derive(Parser, Debug)]
+#[command(name = "carma", version, about, long_about = None)]
+#[command(after_help = "Start with:\n  carma demo\n\nThen your own data:\n  \
+    carma fit --data people.csv --graph graph.toml -o model.carma\n  \
+    carma recommend --model model.carma --input people.csv")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Simulate Loan, train every stage and show recommendations for rejected applicants.
+    #[command(
+        after_help = "Example:\n  carma demo\n  carma demo --seed 7 --show 8\n  \
+        carma demo --fast"
+    )]
+    Demo(cmd::demo::Args),
+    /// Sample a dataset from one of the built-in structural causal models.
+    #[command(after_help = "Example:\n  \
+        carma simulate --dataset loan -n 20000 --seed 1 -o loan.csv --graph loan.toml")]
+    Simulate(cmd::simulate::Args),
+    /// Train the classifier, the causal flow and CARMA on a CSV and a causal graph.
+    #[command(after_help = "Example:\n  \
+        carma simulate --dataset loan -n 20000 -o loan.csv --graph loan.toml\n  \
+        carma fit --data loan.csv --graph loan.toml -o loan.carma\n  \
+        carma fit --data loan.csv --graph loan.toml -o quick.carma --epochs-scale 0.2")]
+    Fit(cmd::fit::Args),
+    /// Recommend to each person of a CSV what to change to be accepted.
+    #[command(after_help = "Example:\n  \
+        carma recommend --model loan.carma --input people.csv\n  \
+        carma recommend --model loan.carma --input people.csv --forbid education,income\n  \
+        carma recommend --model loan.carma --input people.csv --format csv -o out.csv")]
+    Recommend(cmd::recommend::Args),
+    /// Show a model's metadata, features, sizes and metrics.
+    #[command(
+        after_help = "Example:\n  carma inspect loan.carma\n  carma inspect loan.carma --json"
+    )]
+    Inspect(cmd::inspect::Args),
+    /// Convert a PyTorch reference JSON (causal flow and classifier) into a model bundle.
+    #[command(after_help = "Example:\n  \
+        carma import --json loan_flow.json -o loan-reference.carma\n  \
+        carma import --json loan_flow.json --scaler causal_estimator -o loan-ll.carma")]
+    Import(cmd::import::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Fit(args) => cmd::fit::run(args),
+        Command::Recommend(args) => cmd::recommend::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Import(args) => cmd::import::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`carma recommend ... | head`) is not a failure.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

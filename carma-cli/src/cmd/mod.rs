@@ -1,0 +1,8 @@
+//! One module per subcommand: its clap arguments and its `run`.
+
+pub mod demo;
+pub mod fit;
+pub mod import;
+pub mod inspect;
+pub mod recommend;
+pub mod simulate;

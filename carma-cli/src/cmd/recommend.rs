@@ -1,0 +1,378 @@
+//! `carma recommend`: per person of a CSV, what to change to be accepted.
+//!
+//! Streams: rows are read in chunks of a fixed size into one reused buffer, each chunk is split
+//! among the threads (each with its own scratch area for the core), and the chunk's output is
+//! written in input order before the next chunk is read. Memory is the same for ten rows or ten
+//! million.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use carma_core::error::{Error as CoreError, InputError};
+use carma_core::{Bundle, FeatureSet};
+use carma_train::data::{CsvOptions, CsvRowReader};
+use carma_train::io::AtomicFile;
+
+use crate::explain::{Explanation, Unrestricted};
+use crate::model::{self, ModelFile};
+
+/// Rows each thread handles per chunk: large enough to amortize starting the threads, small
+/// enough that a chunk's input and output stay a few megabytes.
+const ROWS_PER_THREAD: usize = 2048;
+/// A chunk with fewer rows than this runs on the calling thread: starting threads costs more.
+const PARALLEL_MIN_ROWS: usize = 512;
+
+/// How to print the recommendations.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One plain-language paragraph per person.
+    Text,
+    /// A JSON array with one object per person.
+    Json,
+    /// One CSV row per person: status, probabilities, cost, actions, recommended values.
+    Csv,
+}
+
+/// Arguments of `carma recommend`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The model file (from `carma fit` or `carma demo`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// CSV with one person per row and a column per feature of the model (any order; other
+    /// columns such as an id or a label are ignored). `-` reads standard input.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Features no recommendation may change, comma-separated (e.g. education,income).
+    #[arg(long, value_delimiter = ',')]
+    pub forbid: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Output file (written atomically: complete or not at all); standard output when absent.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub jobs: Option<NonZeroUsize>,
+}
+
+/// Counts for the closing summary.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    people: usize,
+    already: usize,
+    accepted: usize,
+    rejected: usize,
+    warnings: usize,
+}
+
+impl Tally {
+    fn add(&mut self, e: &Explanation) {
+        self.people += 1;
+        if e.rec.already_accepted {
+            self.already += 1;
+        } else if e.rec.accepted {
+            self.accepted += 1;
+        } else {
+            self.rejected += 1;
+        }
+        if e.forbidden_left_none.is_some_and(|(_, u)| u.accepted) {
+            self.warnings += 1;
+        }
+    }
+
+    fn merge(&mut self, o: Tally) {
+        self.people += o.people;
+        self.already += o.already;
+        self.accepted += o.accepted;
+        self.rejected += o.rejected;
+        self.warnings += o.warnings;
+    }
+}
+
+/// Run `carma recommend`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let file = ModelFile::read(&args.model)?;
+    let bundle = file.bundle()?;
+    if bundle.carma().is_none() {
+        anyhow::bail!(
+            "{}: the model has no CARMA networks (it holds only a causal flow and a classifier, \
+             e.g. imported from PyTorch), so it cannot recommend; train a full model with \
+             `carma fit`",
+            file.path.display()
+        );
+    }
+    let forbid: FeatureSet = model::feature_indices(&bundle, &args.forbid)
+        .context("--forbid")?
+        .into_iter()
+        .collect();
+    let graph = model::graph(&bundle, &file.path)?;
+
+    let (reader, label): (Box<dyn Read>, String) = if args.input == Path::new("-") {
+        (Box::new(io::stdin().lock()), "<standard input>".to_owned())
+    } else {
+        let f = std::fs::File::open(&args.input)
+            .with_context(|| format!("cannot open input {}", args.input.display()))?;
+        (Box::new(f), args.input.display().to_string())
+    };
+    let options = CsvOptions {
+        label: None,
+        ignore_extra: true,
+    };
+    let mut rows = CsvRowReader::from_reader(io::BufReader::new(reader), &label, &graph, &options)?;
+
+    let mut sink = match &args.out {
+        Some(path) => Sink::File(
+            AtomicFile::create(path)
+                .with_context(|| format!("cannot create output {}", path.display()))?,
+        ),
+        None => Sink::Stdout(BufWriter::new(io::stdout().lock())),
+    };
+    let threads = args
+        .jobs
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+
+    let tally = stream(&bundle, forbid, args.format, threads, &mut rows, &mut sink)?;
+    sink.finish()?;
+
+    let forbidden = if forbid.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} left without an accepted recommendation by --forbid",
+            tally.warnings
+        )
+    };
+    eprintln!(
+        "{} people: {} already accepted, {} accepted after the recommendation, {} not accepted{forbidden}{}",
+        tally.people,
+        tally.already,
+        tally.accepted,
+        tally.rejected,
+        args.out
+            .as_ref()
+            .map(|p| format!(" (written to {})", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Read, recommend and write every row, chunk by chunk.
+fn stream<R: Read>(
+    bundle: &Bundle<'_>,
+    forbid: FeatureSet,
+    format: Format,
+    threads: usize,
+    rows: &mut CsvRowReader<R>,
+    out: &mut impl Write,
+) -> anyhow::Result<Tally> {
+    let d = bundle.n_features();
+    let chunk_rows = ROWS_PER_THREAD * threads;
+    let mut xs = vec![0.0f32; chunk_rows * d];
+    let mut info = vec![(0usize, 0u64); chunk_rows];
+    let mut row64 = vec![0.0f64; d];
+    let mut workers: Vec<Worker<'_, '_>> = (0..threads)
+        .map(|_| Worker::new(bundle, forbid, format))
+        .collect();
+    let mut tally = Tally::default();
+    let mut first = true;
+    match format {
+        Format::Json => out.write_all(b"[\n")?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(Explanation::csv_header(bundle))?;
+            out.write_all(&w.into_inner().map_err(|e| e.into_error())?)?;
+        }
+        Format::Text => {}
+    }
+    loop {
+        let mut n = 0;
+        while n < chunk_rows {
+            let Some(r) = rows.read_into(&mut row64)? else {
+                break;
+            };
+            for (dst, &v) in xs[n * d..(n + 1) * d].iter_mut().zip(&row64) {
+                *dst = v as f32;
+            }
+            info[n] = (r.row, r.line);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        let (xs, info) = (&xs[..n * d], &info[..n]);
+        let parts: Vec<anyhow::Result<(Vec<u8>, Tally)>> = if n < PARALLEL_MIN_ROWS || threads == 1
+        {
+            vec![workers[0].part(xs, info, first, rows.file())]
+        } else {
+            let per = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = workers
+                    .iter_mut()
+                    .zip(xs.chunks(per * d).zip(info.chunks(per)))
+                    .enumerate()
+                    .map(|(k, (w, (x, i)))| {
+                        let file = rows.file();
+                        s.spawn(move || w.part(x, i, first && k == 0, file))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
+                    })
+                    .collect()
+            })
+        };
+        for part in parts {
+            let (bytes, t) = part?;
+            out.write_all(&bytes)?;
+            tally.merge(t);
+        }
+        first = false;
+    }
+    if format == Format::Json {
+        out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+    }
+    Ok(tally)
+}
+
+/// One thread's reusable buffers.
+struct Worker<'b, 'a> {
+    bundle: &'b Bundle<'a>,
+    forbid: FeatureSet,
+    format: Format,
+    scratch: Vec<f32>,
+    x_cf: Vec<f32>,
+    x_alt: Vec<f32>,
+}
+
+impl<'b, 'a> Worker<'b, 'a> {
+    fn new(bundle: &'b Bundle<'a>, forbid: FeatureSet, format: Format) -> Self {
+        let d = bundle.n_features();
+        Worker {
+            bundle,
+            forbid,
+            format,
+            scratch: vec![0.0; bundle.scratch_len()],
+            x_cf: vec![0.0; d],
+            x_alt: vec![0.0; d],
+        }
+    }
+
+    /// Recommend for the rows of `xs` (flat, `D` per row) and format them.
+    fn part(
+        &mut self,
+        xs: &[f32],
+        info: &[(usize, u64)],
+        first: bool,
+        file: &str,
+    ) -> anyhow::Result<(Vec<u8>, Tally)> {
+        let d = self.bundle.n_features();
+        let mut tally = Tally::default();
+        let mut csv = (self.format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
+        let mut text = Vec::new();
+        for (k, (x, &(row, line))) in xs.chunks(d).zip(info).enumerate() {
+            let e = self
+                .person(row, x)
+                .map_err(|e| row_error(self.bundle, e, file, row, line))?;
+            tally.add(&e);
+            match (&mut csv, self.format) {
+                (Some(w), _) => w.write_record(e.csv_record(self.bundle))?,
+                (None, Format::Json) => {
+                    if !(first && k == 0) {
+                        text.extend_from_slice(b",\n");
+                    }
+                    text.extend_from_slice(b"  ");
+                    serde_json::to_writer(&mut text, &e.json(self.bundle))?;
+                }
+                (None, _) => text.extend_from_slice(e.text(self.bundle).as_bytes()),
+            }
+        }
+        if let Some(w) = csv {
+            text = w.into_inner().map_err(|e| e.into_error())?;
+        }
+        Ok((text, tally))
+    }
+
+    fn person(&mut self, row: usize, x: &[f32]) -> Result<Explanation, CoreError> {
+        let rec = self
+            .bundle
+            .recommend(x, self.forbid, &mut self.x_cf, &mut self.scratch)?;
+        let mut e = Explanation::new(self.bundle, row, x, &self.x_cf, rec);
+        if !self.forbid.is_empty() && !rec.already_accepted && !rec.accepted {
+            // Would the person have had an accepted recommendation without --forbid?
+            let alt =
+                self.bundle
+                    .recommend(x, FeatureSet::EMPTY, &mut self.x_alt, &mut self.scratch)?;
+            let unrestricted = Unrestricted {
+                mask: alt.mask,
+                prob_after: alt.prob_after,
+                accepted: alt.accepted,
+            };
+            e.forbidden_left_none = Some((self.forbid, unrestricted));
+        }
+        Ok(e)
+    }
+}
+
+/// A core refusal of one row, naming the file, the row and, when the core says, the feature.
+fn row_error(
+    bundle: &Bundle<'_>,
+    e: CoreError,
+    file: &str,
+    row: usize,
+    line: u64,
+) -> anyhow::Error {
+    let feature = match e {
+        CoreError::Input(InputError::NotFinite { index } | InputError::NotBinary { index }) => {
+            format!(", column '{}'", model::name(bundle, index))
+        }
+        _ => String::new(),
+    };
+    let hint = match e {
+        CoreError::Input(InputError::NotFinite { .. }) => {
+            " (the value does not fit a 32-bit float)"
+        }
+        _ => "",
+    };
+    anyhow::Error::new(e).context(format!(
+        "{file}: line {line} (data row {row}){feature}: cannot recommend{hint}"
+    ))
+}
+
+/// Standard output, or a file that appears only when complete.
+enum Sink {
+    File(AtomicFile),
+    Stdout(BufWriter<io::StdoutLock<'static>>),
+}
+
+impl Sink {
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.commit(),
+            Sink::Stdout(mut s) => s.flush(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
+}
