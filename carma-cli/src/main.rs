@@ -58,6 +58,17 @@ enum Command {
         carma import --json loan_flow.json -o loan-reference.carma\n  \
         carma import --json loan_flow.json --scaler causal_estimator -o loan-ll.carma")]
     Import(cmd::import::Args),
+    /// Evaluate CARMA (and optionally the oracle) over datasets and seeds (SPEC section 8).
+    #[command(after_help = "Example:\n  \
+        carma evaluate --dataset loan --seeds 3 --out docs/\n  \
+        carma evaluate --dataset all --seeds 10 --oracle 20 --out docs/\n  \
+        carma evaluate --dataset chain-lin --seeds 1 --fast")]
+    Evaluate(cmd::evaluate::Args),
+    /// Run the brute-force oracle (SPEC section 7) next to CARMA on a few rejected individuals.
+    #[command(after_help = "Example:\n  \
+        carma oracle --dataset loan -n 10\n  \
+        carma oracle --dataset triangle-lin -n 5 --bins 9 --fast")]
+    Oracle(cmd::oracle::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +80,8 @@ fn main() -> ExitCode {
         Command::Recommend(args) => cmd::recommend::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Evaluate(args) => cmd::evaluate::run(args),
+        Command::Oracle(args) => cmd::oracle::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -161,7 +161,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Read, recommend and write every row, chunk by chunk.
+/// One worker's formatted output and counts.
+type Part = anyhow::Result<(Vec<u8>, Tally)>;
+
+/// A chunk of input rows: features (`D` per row, graph order) and where each row came from.
+struct Chunk {
+    xs: Vec<f32>,
+    info: Vec<(usize, u64)>,
+    n: usize,
+}
+
+impl Chunk {
+    fn new(rows: usize, d: usize) -> Chunk {
+        Chunk {
+            xs: vec![0.0; rows * d],
+            info: vec![(0, 0); rows],
+            n: 0,
+        }
+    }
+
+    /// Read up to the chunk's capacity; `n == 0` at the end of the input.
+    fn fill<R: Read>(
+        &mut self,
+        rows: &mut CsvRowReader<R>,
+        row64: &mut [f64],
+    ) -> anyhow::Result<()> {
+        let d = row64.len();
+        self.n = 0;
+        while self.n < self.info.len() {
+            let Some(r) = rows.read_into(row64)? else {
+                break;
+            };
+            let start = self.n * d;
+            for (dst, &v) in self.xs[start..start + d].iter_mut().zip(row64.iter()) {
+                *dst = v as f32;
+            }
+            self.info[self.n] = (r.row, r.line);
+            self.n += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Read, recommend and write every row, chunk by chunk. With several threads the next chunk is
+/// read while the workers process the current one (two chunk buffers, so memory stays fixed).
 fn stream<R: Read>(
     bundle: &Bundle<'_>,
     forbid: FeatureSet,
@@ -171,9 +214,10 @@ fn stream<R: Read>(
     out: &mut impl Write,
 ) -> anyhow::Result<Tally> {
     let d = bundle.n_features();
+    let file = rows.file().to_owned();
     let chunk_rows = ROWS_PER_THREAD * threads;
-    let mut xs = vec![0.0f32; chunk_rows * d];
-    let mut info = vec![(0usize, 0u64); chunk_rows];
+    let mut current = Chunk::new(chunk_rows, d);
+    let mut next = Chunk::new(chunk_rows, d);
     let mut row64 = vec![0.0f64; d];
     let mut workers: Vec<Worker<'_, '_>> = (0..threads)
         .map(|_| Worker::new(bundle, forbid, format))
@@ -189,25 +233,13 @@ fn stream<R: Read>(
         }
         Format::Text => {}
     }
-    loop {
-        let mut n = 0;
-        while n < chunk_rows {
-            let Some(r) = rows.read_into(&mut row64)? else {
-                break;
-            };
-            for (dst, &v) in xs[n * d..(n + 1) * d].iter_mut().zip(&row64) {
-                *dst = v as f32;
-            }
-            info[n] = (r.row, r.line);
-            n += 1;
-        }
-        if n == 0 {
-            break;
-        }
-        let (xs, info) = (&xs[..n * d], &info[..n]);
-        let parts: Vec<anyhow::Result<(Vec<u8>, Tally)>> = if n < PARALLEL_MIN_ROWS || threads == 1
-        {
-            vec![workers[0].part(xs, info, first, rows.file())]
+    current.fill(rows, &mut row64)?;
+    while current.n > 0 {
+        let n = current.n;
+        let (xs, info) = (&current.xs[..n * d], &current.info[..n]);
+        let (parts, read): (Vec<Part>, _) = if n < PARALLEL_MIN_ROWS || threads == 1 {
+            let part = workers[0].part(xs, info, first, &file);
+            (vec![part], next.fill(rows, &mut row64))
         } else {
             let per = n.div_ceil(threads);
             std::thread::scope(|s| {
@@ -216,17 +248,19 @@ fn stream<R: Read>(
                     .zip(xs.chunks(per * d).zip(info.chunks(per)))
                     .enumerate()
                     .map(|(k, (w, (x, i)))| {
-                        let file = rows.file();
+                        let file = file.as_str();
                         s.spawn(move || w.part(x, i, first && k == 0, file))
                     })
                     .collect();
-                handles
+                let read = next.fill(rows, &mut row64);
+                let parts = handles
                     .into_iter()
                     .map(|h| {
                         h.join()
                             .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
                     })
-                    .collect()
+                    .collect();
+                (parts, read)
             })
         };
         for part in parts {
@@ -234,7 +268,9 @@ fn stream<R: Read>(
             out.write_all(&bytes)?;
             tally.merge(t);
         }
+        read?;
         first = false;
+        std::mem::swap(&mut current, &mut next);
     }
     if format == Format::Json {
         out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
@@ -266,13 +302,7 @@ impl<'b, 'a> Worker<'b, 'a> {
     }
 
     /// Recommend for the rows of `xs` (flat, `D` per row) and format them.
-    fn part(
-        &mut self,
-        xs: &[f32],
-        info: &[(usize, u64)],
-        first: bool,
-        file: &str,
-    ) -> anyhow::Result<(Vec<u8>, Tally)> {
+    fn part(&mut self, xs: &[f32], info: &[(usize, u64)], first: bool, file: &str) -> Part {
         let d = self.bundle.n_features();
         let mut tally = Tally::default();
         let mut csv = (self.format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
