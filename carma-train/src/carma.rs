@@ -13,7 +13,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::classifier::Classifier;
 use crate::flow::CausalFlow;
-use crate::nn::{Activation, Adam, AdamConfig, CARMA_INIT, MiniBatches, Mlp, MlpCache, Params};
+use crate::nn::{
+    Activation, Adam, AdamConfig, CARMA_INIT, MiniBatches, Mlp, MlpCache, Params, WeightDecay,
+};
 
 /// Mask network hidden widths for Loan (paper Table 5).
 pub const DEFAULT_MASK_HIDDEN: [usize; 2] = [32, 32];
@@ -29,8 +31,13 @@ pub const DEFAULT_LR: f64 = 5e-3;
 pub const DEFAULT_TAU: f64 = 0.45;
 /// Hinge margin `eps` (paper Table 5, Loan).
 pub const DEFAULT_MARGIN: f64 = 0.011;
+/// Adam L2 weight decay (torch `Adam(weight_decay)`) of the reference run
+/// (`reference/carma_loan_trained.json`, hparams).
+pub const DEFAULT_WEIGHT_DECAY: f64 = 5e-4;
 /// Damping of the modified differential method of multipliers (SPEC section 6).
-pub const DAMPING: f64 = 10.0;
+pub const DEFAULT_DAMPING: f64 = 10.0;
+/// Step of the multiplier update `lambda <- max(0, lambda + step * H)` (SPEC section 6: 1).
+pub const DEFAULT_LAMBDA_STEP: f64 = 1.0;
 
 /// CARMA hyperparameters, validated by [`CarmaConfig::check`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,6 +57,12 @@ pub struct CarmaConfig {
     pub tau: f64,
     /// Hinge margin.
     pub margin: f64,
+    /// Adam L2 weight decay.
+    pub weight_decay: f64,
+    /// Damping `c` in `(lambda - c H) H`.
+    pub damping: f64,
+    /// Step of the multiplier update.
+    pub lambda_step: f64,
     /// Seed for initialization, batches and Gumbel noise.
     pub seed: u64,
 }
@@ -64,6 +77,9 @@ impl Default for CarmaConfig {
             lr: DEFAULT_LR,
             tau: DEFAULT_TAU,
             margin: DEFAULT_MARGIN,
+            weight_decay: DEFAULT_WEIGHT_DECAY,
+            damping: DEFAULT_DAMPING,
+            lambda_step: DEFAULT_LAMBDA_STEP,
             seed: 0,
         }
     }
@@ -150,6 +166,15 @@ impl CarmaConfig {
         }
         if !(self.margin.is_finite() && (0.0..1.0).contains(&self.margin)) {
             return bad("margin", self.margin.to_string(), "in [0, 1)");
+        }
+        for (name, value) in [
+            ("weight_decay", self.weight_decay),
+            ("damping", self.damping),
+            ("lambda_step", self.lambda_step),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(name, value.to_string(), "a number >= 0");
+            }
         }
         Ok(CheckedCarmaConfig(self.clone()))
     }
@@ -245,8 +270,19 @@ pub struct LossParts {
     pub kl: f64,
     /// Hinge `H`.
     pub hinge: f64,
-    /// `C + KL + (lambda - DAMPING H) H`.
+    /// `C + KL + (lambda - c H) H`.
     pub total: f64,
+}
+
+/// The constraint side of the loss: hinge margin, multiplier and damping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lagrangian {
+    /// Hinge margin `eps`.
+    pub margin: f64,
+    /// Current multiplier `lambda`.
+    pub lambda: f64,
+    /// Damping `c`.
+    pub damping: f64,
 }
 
 /// How the mask is drawn in a training step.
@@ -384,6 +420,11 @@ impl Carma {
         let mut carma = Self::new(d, problem, (lo, hi), config, &mut rng);
         let mut adam = Adam::new(AdamConfig {
             lr: cfg.lr,
+            weight_decay: if cfg.weight_decay > 0.0 {
+                WeightDecay::L2(cfg.weight_decay)
+            } else {
+                WeightDecay::None
+            },
             ..AdamConfig::default()
         });
         let mut batches = MiniBatches::new(x.nrows(), cfg.batch_size);
@@ -408,8 +449,11 @@ impl Carma {
                     &zb,
                     &noise,
                     cfg.tau,
-                    cfg.margin,
-                    lambda,
+                    Lagrangian {
+                        margin: cfg.margin,
+                        lambda,
+                        damping: cfg.damping,
+                    },
                     MaskMode::StraightThrough,
                 );
                 if !parts.total.is_finite() {
@@ -426,7 +470,7 @@ impl Carma {
                     });
                 }
                 adam.step(&mut nets);
-                lambda = (lambda + parts.hinge).max(0.0);
+                lambda = (lambda + cfg.lambda_step * parts.hinge).max(0.0);
                 sum_loss += parts.total;
                 sum_cost += parts.cost;
                 sum_hinge += parts.hinge;
@@ -445,7 +489,7 @@ impl Carma {
     }
 
     /// One training step's forward and backward pass: returns the loss terms
-    /// and adds the gradients of `C + KL + (lambda - DAMPING H) H` (with `H`
+    /// and adds the gradients of `C + KL + (lambda - c H) H` (with `H`
     /// detached in the damping factor) to both networks' parameter gradients.
     /// `noise` holds the Gumbel samples, `[batch][2D]`.
     pub fn loss_and_backward(
@@ -456,10 +500,14 @@ impl Carma {
         z: &Array2<f64>,
         noise: &Array2<f64>,
         tau: f64,
-        margin: f64,
-        lambda: f64,
+        lagrangian: Lagrangian,
         mode: MaskMode,
     ) -> LossParts {
+        let Lagrangian {
+            margin,
+            lambda,
+            damping,
+        } = lagrangian;
         let (bsz, d) = (x.nrows(), self.d());
         let bf = bsz as f64;
         let n_act = self.problem.n_actionable().max(1) as f64;
@@ -523,7 +571,7 @@ impl Carma {
         kl /= bf;
         let hinge_terms = p.mapv(|pb| (margin - (2.0 * pb - 1.0)).max(0.0));
         let hinge = hinge_terms.sum() / bf;
-        let coef = lambda - DAMPING * hinge;
+        let coef = lambda - damping * hinge;
         let total = cost + kl + coef * hinge;
 
         // Backward: cost and hinge to x_cf and m.

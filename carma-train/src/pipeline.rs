@@ -398,7 +398,12 @@ fn fit_carma(
         x_rejected,
         problem,
         &carma_cfg,
-        &mut |e| progress.epoch(Stage::Carma, e.epoch, e.loss),
+        &mut |e| {
+            if std::env::var_os("CARMA_DEBUG").is_some() {
+                eprintln!("{e:?}");
+            }
+            progress.epoch(Stage::Carma, e.epoch, e.loss)
+        },
     )?;
     Ok(carma)
 }

@@ -56,51 +56,31 @@ fn end_to_end_gradients_match_finite_differences() {
     let z = flow.abduct(&x);
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let noise = Array2::from_shape_fn((7, 6), |_| gumbel(&mut rng));
-    let (tau, margin, lambda) = (0.7, 0.9, 1.5);
-    let base = carma.clone().loss_and_backward(
-        &flow,
-        &clf,
-        &x,
-        &z,
-        &noise,
-        tau,
-        margin,
-        lambda,
-        MaskMode::Relaxed,
+    let (tau, lag) = (
+        0.7,
+        Lagrangian {
+            margin: 0.9,
+            lambda: 1.5,
+            damping: DEFAULT_DAMPING,
+        },
     );
+    let base =
+        carma
+            .clone()
+            .loss_and_backward(&flow, &clf, &x, &z, &noise, tau, lag, MaskMode::Relaxed);
     assert!(
         base.hinge > 0.0,
         "the hinge must be active for the test to cover it"
     );
-    let coef = lambda - DAMPING * base.hinge;
+    let coef = lag.lambda - lag.damping * base.hinge;
     let objective = |c: &mut Carma| {
-        let parts = c.loss_and_backward(
-            &flow,
-            &clf,
-            &x,
-            &z,
-            &noise,
-            tau,
-            margin,
-            lambda,
-            MaskMode::Relaxed,
-        );
+        let parts = c.loss_and_backward(&flow, &clf, &x, &z, &noise, tau, lag, MaskMode::Relaxed);
         parts.cost + parts.kl + coef * parts.hinge
     };
     carma.mask_net.zero_grad();
     carma.action_net.zero_grad();
     let mut work = carma.clone();
-    work.loss_and_backward(
-        &flow,
-        &clf,
-        &x,
-        &z,
-        &noise,
-        tau,
-        margin,
-        lambda,
-        MaskMode::Relaxed,
-    );
+    work.loss_and_backward(&flow, &clf, &x, &z, &noise, tau, lag, MaskMode::Relaxed);
     let analytic = NetPair(&mut work.mask_net, &mut work.action_net).flat_grads();
     let params = NetPair(&mut carma.mask_net, &mut carma.action_net).flat_params();
     let h = 1e-6;
@@ -130,8 +110,11 @@ fn straight_through_mask_is_hard_and_respects_actionability() {
         &z,
         &noise,
         0.5,
-        0.01,
-        0.0,
+        Lagrangian {
+            margin: 0.01,
+            lambda: 0.0,
+            damping: DEFAULT_DAMPING,
+        },
         MaskMode::StraightThrough,
     );
     assert!(parts.total.is_finite());
