@@ -952,3 +952,36 @@ fn fast_oracle_lists_each_individual_and_both_scores() {
         "{out}"
     );
 }
+
+#[test]
+fn recommend_reads_bom_and_crlf_input_and_handles_header_only_and_empty_files() {
+    let dir = TempDir::new("csv-forms");
+    let csv = people_csv(5);
+    let plain = write(&dir, "plain.csv", &csv);
+    let windows = write(
+        &dir,
+        "windows.csv",
+        &format!("\u{feff}{}", csv.replace('\n', "\r\n")),
+    );
+    let run = |input: &Path| {
+        carma([
+            "recommend".as_ref(),
+            "--model".as_ref(),
+            carma_fixture().as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+            "--format".as_ref(),
+            "csv".as_ref(),
+        ])
+    };
+    assert_eq!(ok(run(&plain)).stdout, ok(run(&windows)).stdout);
+
+    let header_only = write(&dir, "header.csv", "x0,x1,x2,x3,x4,x5,x6\n");
+    let o = ok(run(&header_only));
+    assert_eq!(stdout(&o).lines().count(), 1, "only the output header");
+    assert!(stderr(&o).contains("0 people"), "{}", stderr(&o));
+
+    let empty = write(&dir, "empty.csv", "");
+    let err = fails(run(&empty), 1);
+    assert!(err.contains("empty.csv") && err.contains("empty"), "{err}");
+}
