@@ -45,6 +45,8 @@ pub struct Unrestricted {
 pub struct Explanation {
     /// 1-based data row of the input.
     pub row: usize,
+    /// The person's identifier from the input's `--id` column, when asked for.
+    pub id: Option<String>,
     /// The core's result.
     pub rec: Recommendation,
     /// The features to act on, in feature order.
@@ -86,6 +88,7 @@ impl Explanation {
         }
         Explanation {
             row,
+            id: None,
             rec,
             actions,
             consequences,
@@ -108,7 +111,10 @@ impl Explanation {
     /// Plain language, one paragraph (ending in a newline).
     pub fn text(&self, bundle: &Bundle<'_>) -> String {
         let r = &self.rec;
-        let mut s = format!("Person {}: ", self.row);
+        let mut s = match &self.id {
+            Some(id) => format!("Person {id}: "),
+            None => format!("Person {}: ", self.row),
+        };
         if r.already_accepted {
             let _ = writeln!(
                 s,
@@ -181,7 +187,7 @@ impl Explanation {
     }
 
     /// One JSON object (serialize it directly: a `serde_json::Value` would sort the keys).
-    pub fn json<'n>(&self, bundle: &Bundle<'n>) -> impl serde::Serialize + use<'n> {
+    pub fn json<'s, 'n: 's>(&'s self, bundle: &Bundle<'n>) -> impl serde::Serialize + use<'s, 'n> {
         let changes = |v: &[Change]| -> Vec<ChangeJson<'n>> {
             v.iter()
                 .map(|c| ChangeJson {
@@ -193,6 +199,7 @@ impl Explanation {
         };
         Person {
             row: self.row,
+            id: self.id.as_deref(),
             status: self.status(),
             already_accepted: self.rec.already_accepted,
             accepted: self.rec.accepted,
@@ -212,19 +219,22 @@ impl Explanation {
         }
     }
 
-    /// The CSV header matching [`Explanation::csv_record`].
-    pub fn csv_header(bundle: &Bundle<'_>) -> Vec<String> {
-        let mut h: Vec<String> = [
-            "row",
-            "status",
-            "prob_before",
-            "prob_after",
-            "cost",
-            "actions",
-            "consequences",
-        ]
-        .map(String::from)
-        .to_vec();
+    /// The CSV header matching [`Explanation::csv_record`]; `id` names the identifier column,
+    /// when there is one.
+    pub fn csv_header(bundle: &Bundle<'_>, id: Option<&str>) -> Vec<String> {
+        let mut h: Vec<String> = vec!["row".into()];
+        h.extend(id.map(String::from));
+        h.extend(
+            [
+                "status",
+                "prob_before",
+                "prob_after",
+                "cost",
+                "actions",
+                "consequences",
+            ]
+            .map(String::from),
+        );
         for i in 0..bundle.n_features() {
             h.push(format!("{}_recommended", model::name(bundle, i)));
         }
@@ -240,15 +250,16 @@ impl Explanation {
                 .collect::<Vec<_>>()
                 .join(";")
         };
-        let mut r = vec![
-            self.row.to_string(),
+        let mut r = vec![self.row.to_string()];
+        r.extend(self.id.clone());
+        r.extend([
             self.status().to_owned(),
             self.rec.prob_before.to_string(),
             self.rec.prob_after.to_string(),
             self.rec.cost.to_string(),
             names(&self.actions),
             names(&self.consequences),
-        ];
+        ]);
         r.extend(self.x_cf.iter().map(f32::to_string));
         r.push(self.warning(bundle).unwrap_or_default());
         r
@@ -257,8 +268,10 @@ impl Explanation {
 
 /// The JSON form of one person (a struct, so the keys keep this order).
 #[derive(serde::Serialize)]
-struct Person<'n> {
+struct Person<'s, 'n> {
     row: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'s str>,
     status: &'static str,
     already_accepted: bool,
     accepted: bool,

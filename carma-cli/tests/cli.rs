@@ -496,6 +496,8 @@ fn recommend_output_is_the_same_on_one_thread_or_several() {
             jobs.as_ref(),
             "--format".as_ref(),
             format.as_ref(),
+            "--id".as_ref(),
+            "id".as_ref(),
         ]))
         .stdout
     };
@@ -505,7 +507,12 @@ fn recommend_output_is_the_same_on_one_thread_or_several() {
         assert_eq!(one, run("2", format), "{format}");
     }
     let json: serde_json::Value = serde_json::from_slice(&run("3", "json")).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 5000);
+    let people = json.as_array().unwrap();
+    assert_eq!(people.len(), 5000);
+    for (i, p) in people.iter().enumerate() {
+        assert_eq!(p["row"], i + 1);
+        assert_eq!(p["id"], format!("p{i}"), "each row keeps its own id");
+    }
 }
 
 #[test]
@@ -984,4 +991,36 @@ fn recommend_reads_bom_and_crlf_input_and_handles_header_only_and_empty_files() 
     let empty = write(&dir, "empty.csv", "");
     let err = fails(run(&empty), 1);
     assert!(err.contains("empty.csv") && err.contains("empty"), "{err}");
+}
+
+#[test]
+fn recommend_repeats_the_id_column_and_refuses_an_unknown_one() {
+    let dir = TempDir::new("id");
+    let people = write(&dir, "people.csv", &people_csv(4));
+    let run = |format: &str, id: &str| {
+        carma([
+            "recommend".as_ref(),
+            "--model".as_ref(),
+            carma_fixture().as_os_str(),
+            "--input".as_ref(),
+            people.as_os_str(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "--id".as_ref(),
+            id.as_ref(),
+        ])
+    };
+    let text = stdout(&ok(run("text", "id")));
+    for i in 0..4 {
+        assert!(text.contains(&format!("Person p{i}: ")), "{text}");
+    }
+    let csv = stdout(&ok(run("csv", "id")));
+    assert!(csv.starts_with("row,id,status,"), "{csv}");
+    assert!(csv.lines().nth(2).unwrap().starts_with("2,p1,"), "{csv}");
+    let err = fails(run("text", "person"), 1);
+    assert!(
+        err.contains("people.csv") && err.contains("no column 'person'"),
+        "{err}"
+    );
+    assert!(err.contains("id, x0, x1"), "{err}");
 }

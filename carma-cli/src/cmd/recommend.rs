@@ -54,6 +54,9 @@ pub struct Args {
     /// Output file (written atomically: complete or not at all); standard output when absent.
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
+    /// An input column identifying each person (e.g. id), repeated in the output.
+    #[arg(long, value_name = "COLUMN")]
+    pub id: Option<String>,
     /// Worker threads (default: every core).
     #[arg(long)]
     pub jobs: Option<NonZeroUsize>,
@@ -122,7 +125,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         label: None,
         ignore_extra: true,
     };
-    let mut rows = CsvRowReader::from_reader(io::BufReader::new(reader), &label, &graph, &options)?;
+    let mut reader = io::BufReader::new(reader);
+    let (reader, id_column) = match &args.id {
+        Some(name) => {
+            let (header, index) = find_column(&mut reader, name, &label)?;
+            let reader: Box<dyn Read> = Box::new(io::Cursor::new(header).chain(reader));
+            (reader, Some((name.as_str(), index)))
+        }
+        None => (Box::new(reader) as Box<dyn Read>, None),
+    };
+    let mut rows = CsvRowReader::from_reader(reader, &label, &graph, &options)?;
 
     let mut sink = match &args.out {
         Some(path) => Sink::File(
@@ -136,7 +148,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
 
-    let tally = stream(&bundle, forbid, args.format, threads, &mut rows, &mut sink)?;
+    let tally = stream(
+        &bundle,
+        forbid,
+        args.format,
+        threads,
+        id_column,
+        &mut rows,
+        &mut sink,
+    )?;
     sink.finish()?;
 
     let forbidden = if forbid.is_empty() {
@@ -161,6 +181,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Read the header line and find `name` in it; returns the header bytes (to be read again by
+/// the CSV reader) and the column's index.
+fn find_column(
+    reader: &mut impl io::BufRead,
+    name: &str,
+    file: &str,
+) -> anyhow::Result<(Vec<u8>, usize)> {
+    let mut header = Vec::new();
+    reader
+        .read_until(b'\n', &mut header)
+        .with_context(|| format!("cannot read {file}"))?;
+    let mut cells = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(header.as_slice());
+    let mut record = csv::StringRecord::new();
+    cells
+        .read_record(&mut record)
+        .with_context(|| format!("{file}: cannot read the header"))?;
+    let names: Vec<&str> = record
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            if j == 0 {
+                c.trim_start_matches('\u{feff}')
+            } else {
+                c
+            }
+        })
+        .collect();
+    let index = names.iter().position(|c| *c == name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{file}: no column '{name}' for --id (the header has: {})",
+            names.join(", ")
+        )
+    })?;
+    Ok((header, index))
+}
+
 /// One worker's formatted output and counts.
 type Part = anyhow::Result<(Vec<u8>, Tally)>;
 
@@ -168,14 +227,21 @@ type Part = anyhow::Result<(Vec<u8>, Tally)>;
 struct Chunk {
     xs: Vec<f32>,
     info: Vec<(usize, u64)>,
+    /// The `--id` cell of each row (empty without `--id`; strings are reused between chunks).
+    ids: Vec<String>,
     n: usize,
 }
 
 impl Chunk {
-    fn new(rows: usize, d: usize) -> Chunk {
+    fn new(rows: usize, d: usize, with_ids: bool) -> Chunk {
         Chunk {
             xs: vec![0.0; rows * d],
             info: vec![(0, 0); rows],
+            ids: if with_ids {
+                vec![String::new(); rows]
+            } else {
+                Vec::new()
+            },
             n: 0,
         }
     }
@@ -185,6 +251,7 @@ impl Chunk {
         &mut self,
         rows: &mut CsvRowReader<R>,
         row64: &mut [f64],
+        id: Option<usize>,
     ) -> anyhow::Result<()> {
         let d = row64.len();
         self.n = 0;
@@ -197,6 +264,10 @@ impl Chunk {
                 *dst = v as f32;
             }
             self.info[self.n] = (r.row, r.line);
+            if let (Some(j), Some(slot)) = (id, self.ids.get_mut(self.n)) {
+                slot.clear();
+                slot.push_str(rows.raw_record().get(j).unwrap_or_default());
+            }
             self.n += 1;
         }
         Ok(())
@@ -210,14 +281,16 @@ fn stream<R: Read>(
     forbid: FeatureSet,
     format: Format,
     threads: usize,
+    id_column: Option<(&str, usize)>,
     rows: &mut CsvRowReader<R>,
     out: &mut impl Write,
 ) -> anyhow::Result<Tally> {
+    let id = id_column.map(|(_, j)| j);
     let d = bundle.n_features();
     let file = rows.file().to_owned();
     let chunk_rows = ROWS_PER_THREAD * threads;
-    let mut current = Chunk::new(chunk_rows, d);
-    let mut next = Chunk::new(chunk_rows, d);
+    let mut current = Chunk::new(chunk_rows, d, id.is_some());
+    let mut next = Chunk::new(chunk_rows, d, id.is_some());
     let mut row64 = vec![0.0f64; d];
     let mut workers: Vec<Worker<'_, '_>> = (0..threads)
         .map(|_| Worker::new(bundle, forbid, format))
@@ -228,18 +301,22 @@ fn stream<R: Read>(
         Format::Json => out.write_all(b"[\n")?,
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(Explanation::csv_header(bundle))?;
+            w.write_record(Explanation::csv_header(
+                bundle,
+                id_column.map(|(name, _)| name),
+            ))?;
             out.write_all(&w.into_inner().map_err(|e| e.into_error())?)?;
         }
         Format::Text => {}
     }
-    current.fill(rows, &mut row64)?;
+    current.fill(rows, &mut row64, id)?;
     while current.n > 0 {
         let n = current.n;
         let (xs, info) = (&current.xs[..n * d], &current.info[..n]);
+        let ids = current.ids.get(..n).filter(|_| id.is_some());
         let (parts, read): (Vec<Part>, _) = if n < PARALLEL_MIN_ROWS || threads == 1 {
-            let part = workers[0].part(xs, info, first, &file);
-            (vec![part], next.fill(rows, &mut row64))
+            let part = workers[0].part(xs, info, ids, first, &file);
+            (vec![part], next.fill(rows, &mut row64, id))
         } else {
             let per = n.div_ceil(threads);
             std::thread::scope(|s| {
@@ -249,10 +326,11 @@ fn stream<R: Read>(
                     .enumerate()
                     .map(|(k, (w, (x, i)))| {
                         let file = file.as_str();
-                        s.spawn(move || w.part(x, i, first && k == 0, file))
+                        let ids = ids.map(|v| &v[k * per..k * per + i.len()]);
+                        s.spawn(move || w.part(x, i, ids, first && k == 0, file))
                     })
                     .collect();
-                let read = next.fill(rows, &mut row64);
+                let read = next.fill(rows, &mut row64, id);
                 let parts = handles
                     .into_iter()
                     .map(|h| {
@@ -302,15 +380,23 @@ impl<'b, 'a> Worker<'b, 'a> {
     }
 
     /// Recommend for the rows of `xs` (flat, `D` per row) and format them.
-    fn part(&mut self, xs: &[f32], info: &[(usize, u64)], first: bool, file: &str) -> Part {
+    fn part(
+        &mut self,
+        xs: &[f32],
+        info: &[(usize, u64)],
+        ids: Option<&[String]>,
+        first: bool,
+        file: &str,
+    ) -> Part {
         let d = self.bundle.n_features();
         let mut tally = Tally::default();
         let mut csv = (self.format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
         let mut text = Vec::new();
         for (k, (x, &(row, line))) in xs.chunks(d).zip(info).enumerate() {
-            let e = self
+            let mut e = self
                 .person(row, x)
                 .map_err(|e| row_error(self.bundle, e, file, row, line))?;
+            e.id = ids.and_then(|v| v.get(k)).cloned();
             tally.add(&e);
             match (&mut csv, self.format) {
                 (Some(w), _) => w.write_record(e.csv_record(self.bundle))?,
