@@ -13,9 +13,9 @@
 
 use crate::FeatureSet;
 use crate::error::{Error, InputError, Section, ValidationError};
-use crate::format::{Activation, FlowWire};
+use crate::format::{Activation, FlowWire, MAX_FEATURES};
 use crate::le::U16s;
-use crate::mlp::{Dense, Mlp, activate, check_dims, check_params};
+use crate::mlp::{Mlp, check_dims, check_params};
 
 /// `ln(1e-3)` rounded to `f32`: the soft clip bound of the log-scale (zuko's
 /// monotonic affine transform with slope `1e-3`, FLOW_MATH section 4).
@@ -194,14 +194,6 @@ impl<'a> Flow<'a> {
         hidden.get(start..start + width).unwrap_or_default()
     }
 
-    /// Shift and soft-clipped log-scale of feature `i` from the output matrix.
-    fn shift_log_scale(out: &Dense<'_>, i: usize, input: &[f32]) -> (f32, f32) {
-        (
-            out.unit(2 * i, input),
-            soft_clip(out.unit(2 * i + 1, input)),
-        )
-    }
-
     /// Abduction `z = T(x)` in place: `v` holds `x~` on entry and `z` on exit.
     /// Returns `log |det dz/dx~|`, the sum of every layer's log-scales. If
     /// `save` has room, the input of each layer after the first is copied
@@ -254,11 +246,19 @@ impl<'a> Flow<'a> {
                 self.last_hidden(hidden)
             };
             let mut layer_log_det = 0.0;
-            for (i, (vi, &xi)) in v.iter_mut().zip(input.iter()).enumerate() {
-                let (shift, ls) = Self::shift_log_scale(&out, i, last);
-                *vi = xi * libm::expf(ls) + shift;
-                layer_log_det += ls;
-            }
+            let mut shift = 0.0;
+            let input: &[f32] = input;
+            out.each_unit(0..2 * d, last, |j, value| {
+                if j % 2 == 0 {
+                    shift = value;
+                } else {
+                    let ls = soft_clip(value);
+                    if let (Some(vi), Some(&xi)) = (v.get_mut(j / 2), input.get(j / 2)) {
+                        *vi = xi * libm::expf(ls) + shift;
+                    }
+                    layer_log_det += ls;
+                }
+            });
             log_det += layer_log_det;
         }
         Ok(log_det)
@@ -313,67 +313,90 @@ impl<'a> Flow<'a> {
                 .as_ref()
                 .and_then(|t| t.factual.get(l * d..(l + 1) * d))
                 .unwrap_or_default();
-            // Features of this layer's input that differ from the factual.
+            // Features of this layer's input that differ from the factual,
+            // as a set and as 0/1 flags (the hidden layers' flag format).
             let mut changed = FeatureSet::EMPTY;
+            let mut input_flags = [0.0f32; MAX_FEATURES];
+            let input_len = d.min(MAX_FEATURES);
+            // The last position whose feature asks whether it changed; flags
+            // computed after it would never be read.
+            let last_asking = if tracking {
+                self.order
+                    .iter()
+                    .rposition(|&f| !moved.contains(usize::from(f)))
+            } else {
+                None
+            };
             for (t, &feature) in self.order.iter().enumerate() {
+                // While nothing changed every flag is 0, as the scratch already holds.
+                let flagging = !changed.is_empty() && last_asking.is_some_and(|p| p >= t);
                 for h in 0..n_hidden {
                     let Some(dense) = mlp.layer(h) else { break };
                     let lo = if t == 0 { 0 } else { self.ready(l, h, t - 1) };
                     let hi = self.ready(l, h, t);
+                    if lo >= hi {
+                        continue;
+                    }
                     if h == 0 {
-                        for j in lo..hi {
-                            let value = activate(HIDDEN, dense.unit(j, v));
-                            if let Some(u) = hidden.get_mut(j) {
-                                *u = value;
-                            }
-                            if tracking
-                                && dense
-                                    .first_nonzero(j..j + 1, |c| changed.contains(c))
-                                    .is_some()
-                            {
+                        let cur = hidden.get_mut(lo..hi).unwrap_or_default();
+                        dense.forward_rows(lo, v, HIDDEN, cur);
+                        if flagging {
+                            let reads = input_flags.get(..input_len).unwrap_or_default();
+                            for j in lo..hi {
                                 if let Some(f) = flags.get_mut(j) {
-                                    *f = 1.0;
+                                    *f = f32::from(u8::from(dense.reads_flagged(j, reads)));
                                 }
                             }
                         }
                     } else {
                         let (prev, cur) = self.hidden_pair(hidden, h);
-                        let (prev_flags, cur_flags) = self.hidden_pair(flags, h);
-                        for j in lo..hi {
-                            let value = activate(HIDDEN, dense.unit(j, prev));
-                            if let Some(u) = cur.get_mut(j) {
-                                *u = value;
-                            }
-                            let reads_changed =
-                                |c: usize| prev_flags.get(c).is_some_and(|&f| f != 0.0);
-                            if tracking && dense.first_nonzero(j..j + 1, reads_changed).is_some() {
+                        dense.forward_rows(
+                            lo,
+                            prev,
+                            HIDDEN,
+                            cur.get_mut(lo..hi).unwrap_or_default(),
+                        );
+                        if flagging {
+                            let (prev_flags, cur_flags) = self.hidden_pair(flags, h);
+                            for j in lo..hi {
                                 if let Some(f) = cur_flags.get_mut(j) {
-                                    *f = 1.0;
+                                    *f = f32::from(u8::from(dense.reads_flagged(j, prev_flags)));
                                 }
                             }
                         }
                     }
                 }
                 let i = usize::from(feature);
-                let rows = 2 * i..2 * i + 2;
                 let is_changed = !tracking
                     || moved.contains(i)
-                    || if n_hidden == 0 {
-                        out.first_nonzero(rows, |c| changed.contains(c)).is_some()
-                    } else {
-                        let last_flags = self.last_hidden(flags);
-                        out.first_nonzero(rows, |c| last_flags.get(c).is_some_and(|&f| f != 0.0))
-                            .is_some()
+                    || flagging && {
+                        let reads: &[f32] = if n_hidden == 0 {
+                            input_flags.get(..input_len).unwrap_or_default()
+                        } else {
+                            self.last_hidden(flags)
+                        };
+                        out.reads_flagged(2 * i, reads) || out.reads_flagged(2 * i + 1, reads)
                     };
                 let new_value = if !is_changed {
                     factual.get(i).copied()
                 } else {
-                    let (shift, ls) = if n_hidden == 0 {
-                        Self::shift_log_scale(&out, i, v)
+                    let last: &[f32] = if n_hidden == 0 {
+                        v
                     } else {
-                        Self::shift_log_scale(&out, i, self.last_hidden(hidden))
+                        self.last_hidden(hidden)
                     };
+                    let (mut shift, mut ls) = (0.0, 0.0);
+                    out.each_unit(2 * i..2 * i + 2, last, |j, value| {
+                        if j % 2 == 0 {
+                            shift = value;
+                        } else {
+                            ls = soft_clip(value);
+                        }
+                    });
                     changed.insert(i);
+                    if let Some(f) = input_flags.get_mut(i) {
+                        *f = 1.0;
+                    }
                     v.get(i).map(|&z| (z - shift) / libm::expf(ls))
                 };
                 if let (Some(vi), Some(x)) = (v.get_mut(i), new_value) {

@@ -93,9 +93,46 @@ pub(crate) fn f32_at(b: &[u8]) -> f32 {
     }
 }
 
-/// Dot product of little-endian `f32` weights with `x`, summed in index order.
-pub(crate) fn dot(w: &[u8], x: &[f32]) -> f32 {
-    w.chunks_exact(4)
-        .zip(x)
-        .fold(0.0, |acc, (w, &x)| acc + f32_at(w) * x)
+/// The dot products of `R` consecutive rows of little-endian `f32` weights
+/// (`block` holds `R * x.len()` values, row-major) with `x`, each summed in
+/// index order, `((0 + w0 x0) + w1 x1) + ...` with every product rounded
+/// (no fused multiply-add), so the bits do not depend on `R`; `R` rows give
+/// `R` independent sums in flight instead of one chain of dependent
+/// additions. Zeros if `block` has the wrong length.
+#[inline(always)]
+pub(crate) fn dots<const R: usize>(block: &[u8], x: &[f32]) -> [f32; R] {
+    let row_len = 4 * x.len();
+    let mut acc = [0.0f32; R];
+    if block.len() != R * row_len {
+        return acc;
+    }
+    let rows: [&[u8]; R] = core::array::from_fn(|r| {
+        block
+            .get(r * row_len..(r + 1) * row_len)
+            .unwrap_or_default()
+    });
+    if rows.iter().any(|row| row.len() != row_len) {
+        return acc;
+    }
+    // Four inputs at a time: each row's four weights are one 16-byte load.
+    let full = x.len() / 4 * 4;
+    let (x4, x_tail) = x.split_at(full);
+    for (k, xs) in x4.chunks_exact(4).enumerate() {
+        let w: [[f32; 4]; R] = core::array::from_fn(|r| {
+            let b = &rows[r][16 * k..16 * k + 16];
+            core::array::from_fn(|i| f32_at(&b[4 * i..4 * i + 4]))
+        });
+        for (i, &xk) in xs.iter().enumerate() {
+            for (a, w) in acc.iter_mut().zip(&w) {
+                *a += w[i] * xk;
+            }
+        }
+    }
+    for (k, &xk) in x_tail.iter().enumerate() {
+        let k = full + k;
+        for (a, row) in acc.iter_mut().zip(&rows) {
+            *a += f32_at(&row[4 * k..4 * k + 4]) * xk;
+        }
+    }
+    acc
 }

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, InputError, Section, ValidationError};
 use crate::format::{Activation, MlpWire};
-use crate::le::{F32s, U16s, dot, f32_at};
+use crate::le::{F32s, U16s, dots, f32_at};
 
 /// Applies `act` to `x`.
 pub fn activate(act: Activation, x: f32) -> f32 {
@@ -69,18 +69,60 @@ impl<'a> Dense<'a> {
             .unwrap_or(&[])
     }
 
-    /// The pre-activation of unit `row`: `W[row] . x + b[row]`.
-    pub(crate) fn unit(&self, row: usize, x: &[f32]) -> f32 {
-        let b = self.b.chunks_exact(4).nth(row).map_or(0.0, f32_at);
-        dot(self.row_bytes(row), x) + b
+    /// Calls `f(j, W[j] . x + b[j])` for every unit `j` in `rows`, in order;
+    /// nothing if `x` is shorter than the input width or `rows` is out of
+    /// range. Each sum `W[j][0] x[0] + W[j][1] x[1] + ...` is taken in index
+    /// order, [`ROW_BLOCK`] rows at a time so that their additions overlap.
+    #[inline]
+    pub(crate) fn each_unit(
+        &self,
+        rows: core::ops::Range<usize>,
+        x: &[f32],
+        mut f: impl FnMut(usize, f32),
+    ) {
+        let n = self.n_in;
+        let row_len = 4 * n;
+        let (Some(x), Some(w), Some(b)) = (
+            x.get(..n),
+            self.w.get(rows.start * row_len..rows.end * row_len),
+            self.b.get(4 * rows.start..4 * rows.end),
+        ) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        let j = rows.start;
+        let (j, w, b) = each_block::<ROW_BLOCK>(j, x, w, b, &mut f);
+        let (j, w, b) = each_block::<4>(j, x, w, b, &mut f);
+        let (j, w, b) = each_block::<2>(j, x, w, b, &mut f);
+        each_block::<1>(j, x, w, b, &mut f);
+    }
+
+    /// Rows `start..start + out.len()` after activation `act`: `out[k] = act(W[start + k] . x + b[start + k])`.
+    #[inline]
+    pub(crate) fn forward_rows(&self, start: usize, x: &[f32], act: Activation, out: &mut [f32]) {
+        self.each_unit(start..start + out.len(), x, |j, v| {
+            if let Some(o) = out.get_mut(j - start) {
+                *o = activate(act, v);
+            }
+        });
     }
 
     /// `out[j] = act(W[j] . x + b[j])` for every unit `j`.
     pub(crate) fn forward(&self, x: &[f32], act: Activation, out: &mut [f32]) {
-        let rows = self.w.chunks_exact(4 * self.n_in.max(1));
-        for ((o, row), b) in out.iter_mut().zip(rows).zip(self.b.chunks_exact(4)) {
-            *o = activate(act, dot(row, x) + f32_at(b));
-        }
+        let n = out.len().min(self.n_out);
+        self.forward_rows(0, x, act, out.get_mut(..n).unwrap_or_default());
+    }
+
+    /// True if row `row` has a non-zero weight on an input whose flag is non-zero.
+    pub(crate) fn reads_flagged(&self, row: usize, flags: &[f32]) -> bool {
+        self.row_bytes(row)
+            .chunks_exact(4)
+            .zip(flags)
+            .fold(false, |acc, (w, &f)| {
+                acc | ((f32_at(w) != 0.0) & (f != 0.0))
+            })
     }
 
     /// The first row whose weight from some column in `cols` is non-zero,
@@ -98,6 +140,34 @@ impl<'a> Dense<'a> {
                 .map(|(c, _)| (r, c))
         })
     }
+}
+
+/// Rows computed together by [`Dense::each_unit`]: enough independent sums
+/// to hide the latency of a floating-point addition.
+pub const ROW_BLOCK: usize = 8;
+
+/// [`Dense::each_unit`] on as many blocks of `R` rows as `w` (rows of
+/// `x.len()` weights) and `b` hold, from unit `j`; returns the next unit and
+/// the rows and biases left over.
+#[inline(always)]
+fn each_block<'w, const R: usize>(
+    mut j: usize,
+    x: &[f32],
+    w: &'w [u8],
+    b: &'w [u8],
+    f: &mut impl FnMut(usize, f32),
+) -> (usize, &'w [u8], &'w [u8]) {
+    let ws = w.chunks_exact(R * 4 * x.len());
+    let bs = b.chunks_exact(4 * R);
+    let rest = (ws.remainder(), bs.remainder());
+    for (wb, bb) in ws.zip(bs) {
+        let acc = dots::<R>(wb, x);
+        for (a, b) in acc.into_iter().zip(bb.chunks_exact(4)) {
+            f(j, a + f32_at(b));
+            j += 1;
+        }
+    }
+    (j, rest.0, rest.1)
 }
 
 /// A validated multilayer perceptron whose weights stay in the bundle bytes.

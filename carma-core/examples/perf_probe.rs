@@ -1,0 +1,156 @@
+//! Performance probe for `docs/PERFORMANCE.md`: a digest of every output bit
+//! (to show an optimization kept the results), and fixed call counts to run
+//! under `valgrind --tool=callgrind` for instruction counts.
+//!
+//! ```text
+//! cargo run --release -p carma-core --example perf_probe -- digest
+//! valgrind --tool=callgrind target/release/examples/perf_probe STAGE N
+//! ```
+//!
+//! `STAGE` is `setup` (load only), `recommend`, `abduct`, `invert`,
+//! `classify`, `mask` or `action`; each call handles one rejected Loan
+//! individual of `fixtures/bench`, cycling. Instructions per call are
+//! `(Ir(STAGE, N) - Ir(setup, N)) / N`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+
+use carma_core::{Bundle, FeatureSet};
+use common::{Shape, random_input, random_spec};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+static LOAN: &[u8] = include_bytes!("../../fixtures/bench/loan.carma");
+static LOAN_ROWS: &[u8] = include_bytes!("../../fixtures/bench/loan_test_rows.f32");
+
+/// FNV-1a over 32-bit words.
+struct Digest(u64);
+
+impl Digest {
+    fn add(&mut self, word: u32) {
+        for b in word.to_le_bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+fn recommend_all(bundle: &Bundle<'_>, rows: &[Vec<f32>], h: &mut Digest) -> usize {
+    let d = bundle.n_features();
+    let mut scratch = vec![f32::NAN; bundle.scratch_len()];
+    let mut out = vec![0.0; d];
+    let mut errors = 0;
+    for x in rows {
+        for forbid in [FeatureSet::EMPTY, FeatureSet::from_bits(1)] {
+            let forbid = forbid.intersection(FeatureSet::first(d));
+            match bundle.recommend(x, forbid, &mut out, &mut scratch) {
+                Ok(r) => {
+                    h.add(r.mask.bits() as u32);
+                    h.add(r.prob_before.to_bits());
+                    h.add(r.prob_after.to_bits());
+                    h.add(r.cost.to_bits());
+                    h.add(u32::from(r.accepted) | u32::from(r.already_accepted) << 1);
+                    out.iter().for_each(|v| h.add(v.to_bits()));
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        let mut z = vec![0.0; d];
+        if bundle.abduct(x, &mut z, &mut scratch).is_ok() {
+            z.iter().for_each(|v| h.add(v.to_bits()));
+            if bundle.invert(&z, &mut out, &mut scratch).is_ok() {
+                out.iter().for_each(|v| h.add(v.to_bits()));
+            }
+            if let Ok(l) = bundle.log_likelihood(x, &mut scratch) {
+                h.add(l.to_bits());
+            }
+        }
+    }
+    errors
+}
+
+fn loan_rows(d: usize) -> Vec<Vec<f32>> {
+    LOAN_ROWS
+        .chunks_exact(4 * d)
+        .map(|r| {
+            r.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let stage = args.first().map_or("digest", String::as_str);
+    let bundle = Bundle::new(LOAN).expect("the bench bundle decodes");
+    let d = bundle.n_features();
+    let rows = loan_rows(d);
+    if stage == "digest" {
+        let mut h = Digest(0xcbf2_9ce4_8422_2325);
+        let errors = recommend_all(&bundle, &rows, &mut h);
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for seed in 0..200 {
+            let spec = random_spec(seed, &Shape::random(&mut rng));
+            let bytes = spec.to_bytes();
+            let b = Bundle::new(&bytes).expect("random specs are valid");
+            let rows: Vec<Vec<f32>> = (0..50).map(|_| random_input(&mut rng, &spec)).collect();
+            recommend_all(&b, &rows, &mut h);
+        }
+        println!("digest {:016x} ({errors} Loan errors)", h.0);
+        return;
+    }
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let mut scratch = vec![0.0f32; bundle.scratch_len()];
+    let mut out = vec![0.0f32; d];
+    // Per rejected individual: raw, standardized, latent, mask.
+    let mut cases = Vec::new();
+    for x in &rows {
+        let mut x_std = vec![0.0; d];
+        bundle.standardize(x, &mut x_std).expect("standardize");
+        if bundle.classify(&x_std, &mut scratch).expect("classify") >= 0.5 {
+            continue;
+        }
+        let mut z = vec![0.0; d];
+        bundle.abduct(&x_std, &mut z, &mut scratch).expect("abduct");
+        let mask = bundle
+            .mask(&z, FeatureSet::EMPTY, &mut scratch)
+            .expect("mask");
+        cases.push((x.clone(), x_std, z, mask));
+    }
+    let mut acc = 0.0f32;
+    for k in 0..n {
+        let (x, x_std, z, mask) = &cases[k % cases.len()];
+        let (x, x_std, z) = (black_box(x), black_box(x_std), black_box(z));
+        match stage {
+            "setup" => acc += x[0],
+            "recommend" => {
+                let r = bundle.recommend(x, FeatureSet::EMPTY, &mut out, &mut scratch);
+                acc += r.map_or(0.0, |r| r.cost);
+            }
+            "abduct" => {
+                let _ = bundle.abduct(x_std, &mut out, &mut scratch);
+                acc += out[0];
+            }
+            "invert" => {
+                let _ = bundle.invert(z, &mut out, &mut scratch);
+                acc += out[0];
+            }
+            "classify" => acc += bundle.classify(x_std, &mut scratch).unwrap_or(0.0),
+            "mask" => {
+                let m = bundle.mask(z, FeatureSet::EMPTY, &mut scratch);
+                acc += m.map_or(0, |m| m.len()) as f32;
+            }
+            "action" => {
+                let _ = bundle.action(z, *mask, &mut out, &mut scratch);
+                acc += out[0];
+            }
+            other => panic!("unknown stage {other}"),
+        }
+    }
+    println!(
+        "{stage} {n} calls over {} rejected rows: {acc}",
+        cases.len()
+    );
+}
