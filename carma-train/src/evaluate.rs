@@ -254,6 +254,294 @@ pub fn run_oracle(
     }
 }
 
+/// The methods compared, by the names the results use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Method {
+    /// Brute-force grid on the true SCM (SPEC section 7).
+    #[serde(rename = "oracle")]
+    Oracle,
+    /// Per-individual penalty-method optimizer on the learned flow (argmin).
+    #[serde(rename = "optimizer")]
+    Optimizer,
+    /// DiCE-VAE, amortized and non-causal.
+    #[serde(rename = "dice-vae")]
+    DiceVae,
+    /// CARMA, served by carma-core.
+    #[serde(rename = "carma")]
+    Carma,
+}
+
+impl Method {
+    /// All methods, in table order.
+    pub const ALL: [Method; 4] = [
+        Method::Oracle,
+        Method::Optimizer,
+        Method::DiceVae,
+        Method::Carma,
+    ];
+
+    /// The name in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Oracle => "oracle",
+            Method::Optimizer => "optimizer",
+            Method::DiceVae => "dice-vae",
+            Method::Carma => "carma",
+        }
+    }
+}
+
+/// A dataset with its preference weights, as the results name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    /// Name in the results (`loan-weighted` for Loan with weights).
+    pub name: String,
+    /// The SCM.
+    pub dataset: Dataset,
+    /// Preference weights, `None` for the graph's (all 1).
+    pub weights: Option<Vec<f64>>,
+}
+
+impl Setting {
+    /// `all` (the seven datasets and weighted Loan), a dataset name, or `loan-weighted`.
+    pub fn parse(name: &str) -> Result<Vec<Setting>, crate::scm::ParseDatasetError> {
+        let plain = |dataset: Dataset| Setting {
+            name: dataset.name().to_owned(),
+            dataset,
+            weights: None,
+        };
+        let weighted = || Setting {
+            name: "loan-weighted".to_owned(),
+            dataset: Dataset::Loan,
+            weights: Some(crate::pipeline::LOAN_WEIGHTS.to_vec()),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "all" => Ok(Dataset::ALL
+                .iter()
+                .map(|&d| plain(d))
+                .chain(std::iter::once(weighted()))
+                .collect()),
+            "loan-weighted" => Ok(vec![weighted()]),
+            other => Ok(vec![plain(other.parse()?)]),
+        }
+    }
+}
+
+/// How an evaluation runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// Seeds, one trained model each.
+    pub seeds: Vec<u64>,
+    /// Methods to run.
+    pub methods: Vec<Method>,
+    /// Score at most this many rejected test individuals (the same ones for every method).
+    pub max_individuals: Option<usize>,
+    /// Threads for the oracle and the optimizer.
+    pub threads: usize,
+    /// Multiplies every training stage's epoch budget (1 = the paper's).
+    pub epochs_scale: f64,
+    /// Start from [`crate::pipeline::PipelineConfig::tiny`] instead of the
+    /// paper's settings (a smoke run, not the paper's numbers).
+    pub tiny: bool,
+}
+
+/// Mean and standard deviation (population, as the paper's `np.std`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Stat {
+    /// Mean over seeds.
+    pub mean: f64,
+    /// Standard deviation over seeds.
+    pub std: f64,
+}
+
+impl Stat {
+    /// Mean and standard deviation of `values`.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Stat {
+        let v: Vec<f64> = values.into_iter().collect();
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        Stat {
+            mean,
+            std: var.sqrt(),
+        }
+    }
+}
+
+/// One method on one setting, summarized over seeds (the shape of `docs/results.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MethodSummary {
+    /// Cost x100.
+    pub cost_x100: Stat,
+    /// Coverage %.
+    pub coverage_pct: Stat,
+    /// Mean number of intervened features.
+    pub mean_actions: Stat,
+    /// Mean probability after recourse.
+    pub mean_prob: Stat,
+    /// Microseconds per individual.
+    pub us_per_individual: Stat,
+    /// Causal validity %.
+    pub validity_pct: Stat,
+    /// Individuals per seed (the last seed's count).
+    pub n_test: usize,
+    /// Per feature, the mean fraction of individuals intervened on it.
+    pub feature_rates: Vec<f64>,
+    /// Individuals with exactly k intervened features, summed over seeds.
+    pub actions_histogram: Vec<usize>,
+}
+
+impl MethodSummary {
+    /// Summarizes one method's scores over seeds.
+    pub fn of(scores: &[Scores]) -> MethodSummary {
+        let stat = |f: fn(&Scores) -> f64| Stat::of(scores.iter().map(f));
+        let d = scores.first().map_or(0, |s| s.feature_rates.len());
+        MethodSummary {
+            cost_x100: stat(|s| s.cost_x100),
+            coverage_pct: stat(|s| s.coverage_pct),
+            mean_actions: stat(|s| s.mean_actions),
+            mean_prob: stat(|s| s.mean_prob),
+            us_per_individual: stat(|s| s.us_per_individual),
+            validity_pct: stat(|s| s.validity_pct),
+            n_test: scores.last().map_or(0, |s| s.n_test),
+            feature_rates: (0..d)
+                .map(|k| Stat::of(scores.iter().map(|s| s.feature_rates[k])).mean)
+                .collect(),
+            actions_histogram: (0..=d)
+                .map(|k| scores.iter().map(|s| s.actions_histogram[k]).sum())
+                .collect(),
+        }
+    }
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Training failed.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    /// A baseline failed.
+    #[error(transparent)]
+    Baseline(#[from] crate::baselines::BaselineError),
+}
+
+/// Runs every method of `opts` for one setting and seed, on the same rejected
+/// test individuals. `progress` sees the training stages.
+pub fn evaluate_seed(
+    setting: &Setting,
+    seed: u64,
+    opts: &EvalOptions,
+    progress: &mut dyn crate::pipeline::Progress,
+) -> Result<Vec<(Method, Scores)>, EvalError> {
+    let mut cfg = if opts.tiny {
+        crate::pipeline::PipelineConfig::tiny(setting.dataset)
+    } else {
+        crate::pipeline::PipelineConfig::paper(setting.dataset)
+    };
+    cfg.seed = seed;
+    cfg.weights = setting.weights.clone();
+    let scale = |e: usize| ((e as f64 * opts.epochs_scale).round() as usize).max(1);
+    cfg.classifier.epochs = scale(cfg.classifier.epochs);
+    cfg.flow.epochs = scale(cfg.flow.epochs);
+    cfg.carma.epochs = scale(cfg.carma.epochs);
+    let sim = crate::pipeline::train_simulated(setting.dataset, &cfg, progress)?;
+    let mut x = rejected_test(&sim);
+    if let Some(m) = opts.max_individuals {
+        x = x.slice(ndarray::s![..m.min(x.nrows()), ..]).to_owned();
+    }
+    let t = &sim.trained;
+    let x_std = t.scaler.transform(x.view()).expect("same width");
+    let d = x.ncols();
+    let forbid = vec![false; d];
+    let problem = t.carma.problem().clone();
+    let mut out = Vec::new();
+    for &method in &opts.methods {
+        let rec = match method {
+            Method::Carma => run_carma_core(&sim, &x),
+            Method::Oracle => run_oracle(&sim, &x, oracle_bins(setting.dataset), opts.threads),
+            Method::Optimizer => {
+                let config = crate::baselines::OptimizerConfig {
+                    threads: opts.threads,
+                    ..crate::baselines::OptimizerConfig::default()
+                }
+                .check()?;
+                let start = Instant::now();
+                let o = crate::baselines::optimizer::recommend(
+                    &t.flow,
+                    &t.classifier,
+                    &problem,
+                    &x_std,
+                    &forbid,
+                    &config,
+                )?;
+                from_baseline(o, start, x.nrows())
+            }
+            Method::DiceVae => {
+                let config = crate::baselines::DiceVaeConfig {
+                    seed: seed.wrapping_add(0xD1CE),
+                    ..crate::baselines::DiceVaeConfig::default()
+                }
+                .check()?;
+                // Trained on the same rejected training individuals as CARMA.
+                let train_std = t.scaler.transform(sim.train.x.view()).expect("same width");
+                let x_train = train_std.select(Axis(0), &rejected(&t.classifier, &train_std));
+                let vae = crate::baselines::DiceVae::fit(
+                    &t.classifier,
+                    &x_train,
+                    problem.clone(),
+                    &config,
+                    &mut |_| {},
+                )?;
+                let start = Instant::now();
+                let o = vae.recommend(&t.classifier, &x_std, &forbid)?;
+                from_baseline(o, start, x.nrows())
+            }
+        };
+        out.push((method, score(&sim, &x, &rec)));
+    }
+    Ok(out)
+}
+
+fn from_baseline(o: crate::baselines::BaselineOutput, start: Instant, n: usize) -> Recommendations {
+    Recommendations {
+        us_per_individual: start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64,
+        mask: o.mask,
+        x_cf: o.x_cf,
+        prob: o.prob,
+        cost: o.cost,
+    }
+}
+
+/// Results of a whole evaluation: setting name -> method name -> summary.
+pub type Results =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, MethodSummary>>;
+
+/// The results as a markdown table (one row per setting and method).
+pub fn results_markdown(results: &Results) -> String {
+    let mut s = String::from(
+        "| dataset | method | cost x100 | coverage % | actions | mean p | validity % | µs / individual | n |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (setting, methods) in results {
+        for m in Method::ALL {
+            if let Some(r) = methods.get(m.name()) {
+                let f = |st: Stat, p: usize| format!("{:.p$} ± {:.p$}", st.mean, st.std);
+                s.push_str(&format!(
+                    "| {setting} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    m.name(),
+                    f(r.cost_x100, 2),
+                    f(r.coverage_pct, 2),
+                    f(r.mean_actions, 2),
+                    f(r.mean_prob, 3),
+                    f(r.validity_pct, 2),
+                    f(r.us_per_individual, 1),
+                    r.n_test
+                ));
+            }
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +567,44 @@ mod tests {
         let c = score(&sim, &x, &carma);
         assert_eq!(c.n_test, x.nrows());
         assert!(c.cost_x100.is_finite() && c.mean_actions <= 3.0);
+    }
+
+    #[test]
+    fn every_method_is_scored_on_the_same_individuals_and_summarized() {
+        let settings = Setting::parse("all").unwrap();
+        assert_eq!(settings.len(), 8);
+        assert_eq!(settings[7].name, "loan-weighted");
+        let setting = &Setting::parse("collider-lin").unwrap()[0];
+        let opts = EvalOptions {
+            seeds: vec![1, 2],
+            methods: Method::ALL.to_vec(),
+            max_individuals: Some(12),
+            threads: 2,
+            epochs_scale: 1.0,
+            tiny: true,
+        };
+        let runs: Vec<Vec<(Method, Scores)>> = opts
+            .seeds
+            .iter()
+            .map(|&s| evaluate_seed(setting, s, &opts, &mut NoProgress).unwrap())
+            .collect();
+        for run in &runs {
+            assert_eq!(run.len(), 4);
+            let n = run[0].1.n_test;
+            assert!(run.iter().all(|(_, s)| s.n_test == n));
+        }
+        let oracle: Vec<Scores> = runs.iter().map(|r| r[0].1.clone()).collect();
+        let summary = MethodSummary::of(&oracle);
+        let mean = (oracle[0].cost_x100 + oracle[1].cost_x100) / 2.0;
+        assert!((summary.cost_x100.mean - mean).abs() < 1e-12);
+        let mut results = Results::new();
+        results
+            .entry("collider-lin".into())
+            .or_default()
+            .insert("oracle".into(), summary);
+        let md = results_markdown(&results);
+        assert!(md.contains("| collider-lin | oracle |"));
+        let json = serde_json::to_value(&results).unwrap();
+        assert!(json["collider-lin"]["oracle"]["cost_x100"]["mean"].is_number());
     }
 }

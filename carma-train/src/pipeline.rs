@@ -235,6 +235,8 @@ pub struct Simulated {
     pub trained: Trained,
     /// The true causal model.
     pub scm: Scm,
+    /// The recourse training split, original units, with labels.
+    pub train: Table,
     /// The recourse test split, original units, with labels.
     pub test: Table,
     /// Minimum and maximum of each feature over the recourse training split (original units).
@@ -536,7 +538,7 @@ pub fn train_simulated(
         .axis_iter(Axis(1))
         .map(|c| c.iter().copied().fold(f64::NEG_INFINITY, f64::max))
         .collect();
-    let [_, _, test] = rec_splits;
+    let [train, _, test] = rec_splits;
     let mut trained = Trained {
         dataset: dataset.name().to_owned(),
         seed: cfg.seed,
@@ -567,6 +569,7 @@ pub fn train_simulated(
     Ok(Simulated {
         trained,
         scm,
+        train,
         test,
         train_min,
         train_max,
