@@ -8,7 +8,7 @@
 
 use crate::FeatureSet;
 use crate::carma::Carma;
-use crate::error::{Argument, Error, InputError, Section, ValidationError};
+use crate::error::{Argument, Error, InputError, Quantity, Section, ValidationError};
 use crate::flow::Flow;
 use crate::format::{Activation, BundleWire, MetricsWire};
 use crate::graph::{check_features, flags};
@@ -40,6 +40,16 @@ fn floats(bytes: &[u8], section: Section, d: usize) -> Result<F32s<'_>, Validati
         })?;
     check_finite(bytes, section)?;
     Ok(v)
+}
+
+/// `Ok` if every value of `v` is finite, else [`Error::NotFinite`] naming
+/// `quantity`: finite weights and inputs can still overflow.
+pub(crate) fn finite(v: &[f32], quantity: Quantity) -> Result<(), Error> {
+    if v.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::NotFinite(quantity))
+    }
 }
 
 /// Checks that every metric present is finite.
@@ -254,9 +264,10 @@ impl<'a> Bundle<'a> {
         self.carma.as_ref().ok_or(Error::NoCarma)
     }
 
-    /// `out = (x - mean) / std`, per feature (SPEC section 3).
+    /// `out = (x - mean) / std`, per feature (SPEC section 3). A non-finite
+    /// input or result is an error.
     pub fn standardize(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        self.check_len(x, Argument::Input)?;
+        self.check_input(x)?;
         self.check_len(out, Argument::Output)?;
         for (((o, &x), m), s) in out
             .iter_mut()
@@ -266,12 +277,13 @@ impl<'a> Bundle<'a> {
         {
             *o = (x - m) / s;
         }
-        Ok(())
+        finite(out, Quantity::Standardized)
     }
 
-    /// `out = x_std * std + mean`, per feature (the inverse of [`Bundle::standardize`]).
+    /// `out = x_std * std + mean`, per feature (the inverse of
+    /// [`Bundle::standardize`]). A non-finite input or result is an error.
     pub fn unstandardize(&self, x_std: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        self.check_len(x_std, Argument::Input)?;
+        self.check_input(x_std)?;
         self.check_len(out, Argument::Output)?;
         for (((o, &x), m), s) in out
             .iter_mut()
@@ -281,7 +293,7 @@ impl<'a> Bundle<'a> {
         {
             *o = x * s + m;
         }
-        Ok(())
+        finite(out, Quantity::Original)
     }
 
     /// Abduction `z = T(x~)` through every flow layer (SPEC section 5).
@@ -296,7 +308,7 @@ impl<'a> Bundle<'a> {
         self.check_scratch(scratch)?;
         z_out.copy_from_slice(x_std);
         self.flow.abduct(z_out, &mut [], scratch)?;
-        Ok(())
+        finite(z_out, Quantity::Latent)
     }
 
     /// The flow's log-density `log p(x~)` of a standardized point (SPEC
@@ -311,7 +323,9 @@ impl<'a> Bundle<'a> {
         let (z, rest) = scratch.split_at_mut_checked(self.d).ok_or(too_small)?;
         z.copy_from_slice(x_std);
         let log_det = self.flow.abduct(z, &mut [], rest)?;
-        Ok(Flow::log_density(z, log_det))
+        let log_p = Flow::log_density(z, log_det);
+        finite(&[log_p], Quantity::LogLikelihood)?;
+        Ok(log_p)
     }
 
     /// Inversion `x~ = T^-1(z)`: layers in reverse, features in topological order.
@@ -326,7 +340,7 @@ impl<'a> Bundle<'a> {
         self.check_scratch(scratch)?;
         x_std_out.copy_from_slice(z);
         self.flow.invert(x_std_out, None, scratch)?;
-        Ok(())
+        finite(x_std_out, Quantity::Reconstruction)
     }
 
     /// The classifier's probability that `x~` is accepted (SPEC section 4).
@@ -342,7 +356,10 @@ impl<'a> Bundle<'a> {
         scratch: &mut [f32],
     ) -> Result<f32, Error> {
         let out = self.classifier.forward(x_std, scratch)?;
-        Ok(out.first().copied().unwrap_or(0.0))
+        let p = out.first().copied().unwrap_or(0.0);
+        // The sigmoid maps +-inf to 1 or 0; only NaN (inf - inf) gets here.
+        finite(&[p], Quantity::Probability)?;
+        Ok(p)
     }
 
     /// The intervention mask for latent `z` (SPEC section 6): feature `i` is

@@ -2,7 +2,7 @@
 //! features to intervene on, the action network how far to shift their latents.
 
 use crate::FeatureSet;
-use crate::error::{Error, InputError, Section, ValidationError};
+use crate::error::{Error, InputError, Quantity, Section, ValidationError};
 use crate::format::CarmaWire;
 use crate::le::F32s;
 use crate::mlp::{Mlp, check_finite};
@@ -112,6 +112,10 @@ impl<'a> Carma<'a> {
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let phi = self.mask_net.forward(z, scratch)?;
+        // NaN logits (inf - inf) would silently select nothing.
+        if phi.iter().any(|v| v.is_nan()) {
+            return Err(Error::NotFinite(Quantity::MaskLogits));
+        }
         let mut mask = FeatureSet::EMPTY;
         for (i, pair) in phi.chunks_exact(2).enumerate() {
             if let [phi0, phi1] = pair {
@@ -146,8 +150,13 @@ impl<'a> Carma<'a> {
             *m = if mask.contains(i) { 1.0 } else { 0.0 };
         }
         let out = self.action_net.forward(input, rest)?;
+        // An overflow to +-inf saturates at the clamp; NaN (inf - inf) has no
+        // direction and is an error, not silently `lo`.
+        if out.iter().any(|v| v.is_nan()) {
+            return Err(Error::NotFinite(Quantity::Action));
+        }
         for (dst, &v) in delta.iter_mut().zip(out) {
-            // max/min (not f32::clamp): never panics; NaN would become `lo`.
+            // max/min (not f32::clamp): never panics.
             *dst = v.max(self.clamp_lo).min(self.clamp_hi);
         }
         Ok(())

@@ -225,6 +225,30 @@ pub enum InputError {
     },
 }
 
+/// A result of an operation, named in [`Error::NotFinite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Quantity {
+    /// The standardized input `(x - mean) / std`.
+    Standardized,
+    /// Values in original units `x~ * std + mean`.
+    Original,
+    /// The latent `z = T(x~)`.
+    Latent,
+    /// The log-density `log p(x~)`.
+    LogLikelihood,
+    /// The inverse `x~ = T^-1(z)` (a reconstruction or a counterfactual).
+    Reconstruction,
+    /// The classifier's probability.
+    Probability,
+    /// The mask network's logits.
+    MaskLogits,
+    /// The action network's latent shift.
+    Action,
+    /// The cost of a recommendation.
+    Cost,
+}
+
 /// Every error the core can return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -237,6 +261,11 @@ pub enum Error {
     Input(InputError),
     /// The operation needs the CARMA networks and the bundle has none.
     NoCarma,
+    /// A result overflowed to infinity or NaN although every input and
+    /// weight is finite: the input is far outside what the model was
+    /// trained on, or the weights are extreme. Output slices hold
+    /// unspecified values.
+    NotFinite(Quantity),
 }
 
 impl From<FormatError> for Error {
@@ -414,6 +443,22 @@ impl fmt::Display for InputError {
     }
 }
 
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Quantity::Standardized => "standardized input",
+            Quantity::Original => "value in original units",
+            Quantity::Latent => "latent",
+            Quantity::LogLikelihood => "log-likelihood",
+            Quantity::Reconstruction => "inverse of the flow",
+            Quantity::Probability => "classifier probability",
+            Quantity::MaskLogits => "mask network output",
+            Quantity::Action => "latent shift",
+            Quantity::Cost => "cost",
+        })
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -421,6 +466,10 @@ impl fmt::Display for Error {
             Error::Validation(e) => write!(f, "invalid bundle: {e}"),
             Error::Input(e) => write!(f, "{e}"),
             Error::NoCarma => f.write_str("the bundle has no CARMA networks: it cannot recommend"),
+            Error::NotFinite(q) => write!(
+                f,
+                "the {q} is not finite: the input is too far outside the model's range"
+            ),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The whole recourse pipeline in original units (SPEC sections 3 to 6).
 
 use crate::FeatureSet;
-use crate::bundle::Bundle;
-use crate::error::{Argument, Error, InputError};
+use crate::bundle::{Bundle, finite};
+use crate::error::{Argument, Error, InputError, Quantity};
 use crate::flow::Track;
 
 /// A classifier probability at or above this is an acceptance (SPEC section 1).
@@ -39,7 +39,9 @@ impl<'a> Bundle<'a> {
     ///
     /// Errors: no CARMA networks, wrong lengths, a non-finite input, a binary
     /// feature that is not exactly 0 or 1, `forbid` naming a feature `>= D`,
-    /// a scratch shorter than [`Bundle::scratch_len`].
+    /// a scratch shorter than [`Bundle::scratch_len`]; [`Error::NotFinite`]
+    /// when a step overflows (an input far outside the training range, or
+    /// extreme weights), so every `Ok` result is finite.
     pub fn recommend(
         &self,
         x_raw: &[f32],
@@ -76,6 +78,7 @@ impl<'a> Bundle<'a> {
             self.standardize(x_raw, x_std)?;
             z.copy_from_slice(x_std);
             self.flow().abduct(z, saved, inner)?;
+            finite(z, Quantity::Latent)?;
         }
         let factual: &[f32] = factual;
         let x_std = factual.get(..d).unwrap_or_default();
@@ -111,14 +114,17 @@ impl<'a> Bundle<'a> {
             factual,
         };
         let changed = self.flow().invert(x_cf_std, Some(track), inner)?;
+        finite(x_cf_std, Quantity::Reconstruction)?;
         let prob_after = self.classify_unchecked(x_cf_std, inner)?;
         let cost = carma.cost(x_std, x_cf_std, mask, self.actionable());
+        finite(&[cost], Quantity::Cost)?;
         for (i, (v, &x)) in x_cf_std.iter_mut().zip(x_raw).enumerate() {
             *v = match (changed.contains(i), self.mean(i), self.std(i)) {
                 (true, Some(m), Some(s)) => *v * s + m,
                 _ => x,
             };
         }
+        finite(x_cf_std, Quantity::Original)?;
         Ok(Recommendation {
             mask,
             prob_before,
@@ -136,6 +142,8 @@ impl<'a> Bundle<'a> {
         self.check_input(x_std)?;
         self.check_input(x_cf_std)?;
         self.check_set(mask)?;
-        Ok(carma.cost(x_std, x_cf_std, mask, self.actionable()))
+        let cost = carma.cost(x_std, x_cf_std, mask, self.actionable());
+        finite(&[cost], Quantity::Cost)?;
+        Ok(cost)
     }
 }
