@@ -88,10 +88,23 @@ fn main() -> ExitCode {
         // A reader that stopped early (`carma recommend ... | head`) is not a failure.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by ": ", skipping a cause whose text the error before it
+/// already includes (the libraries' errors often print their source in their own message).
+fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -93,11 +93,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bytes.len()
     );
     println!(
-        "  coverage        {:.1} % accepted after the recommendation (by the model's classifier)",
+        "  coverage        {:.2} % accepted after the recommendation (by the model's classifier)",
         100.0 * figures.covered as f64 / n
     );
     println!(
-        "  causal validity {:.1} % accepted when the recommendation is applied to the true causal model",
+        "  causal validity {:.2} % accepted when the recommendation is applied to the true causal model",
         100.0 * figures.valid as f64 / n
     );
     println!(
