@@ -67,6 +67,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod batch;
 pub mod bundle;
 pub mod carma;
 pub mod error;

@@ -6,6 +6,7 @@
 //! export to the `carma-core` bundle format.
 
 pub mod baselines;
+pub mod batch;
 pub mod carma;
 pub mod classifier;
 pub mod data;

@@ -1,0 +1,122 @@
+//! Recommendations for many individuals over several threads: the rows are
+//! split into one contiguous chunk per thread, each thread runs
+//! [`Bundle::recommend_batch`] on its chunk with its own scratch area.
+//! Results are the same bits as one thread gives (every row is computed on
+//! its own).
+
+use carma_core::{Bundle, Error, FeatureSet, Recommendation};
+
+/// The number of threads to use when the caller does not say: the
+/// machine's available parallelism (1 if unknown).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// [`Bundle::recommend_batch`] over `threads` threads (at least 1, at most
+/// one per row). `xs` and `out` are row-major with `D` values per row,
+/// `results` has one entry per row. Shape errors fail the whole call before
+/// any row is read, as in the core.
+pub fn recommend_parallel(
+    bundle: &Bundle<'_>,
+    xs: &[f32],
+    forbid: FeatureSet,
+    out: &mut [f32],
+    results: &mut [Result<Recommendation, Error>],
+    threads: usize,
+) -> Result<(), Error> {
+    let d = bundle.n_features();
+    let rows = results.len();
+    let threads = threads.clamp(1, rows.max(1));
+    if threads == 1 || xs.len() != rows * d || out.len() != rows * d {
+        // One thread, or a shape error the core reports.
+        let mut scratch = vec![0.0; bundle.scratch_len()];
+        return bundle.recommend_batch(xs, forbid, out, results, &mut scratch);
+    }
+    let per_thread = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = xs
+            .chunks(per_thread * d)
+            .zip(out.chunks_mut(per_thread * d))
+            .zip(results.chunks_mut(per_thread))
+            .map(|((x, o), r)| {
+                scope.spawn(move || {
+                    let mut scratch = vec![0.0; bundle.scratch_len()];
+                    bundle.recommend_batch(x, forbid, o, r, &mut scratch)
+                })
+            })
+            .collect();
+        // A thread can only fail the way the whole call would (same bundle,
+        // forbid and scratch size), so the first error is the call's.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(Error::NoCarma)))
+            .collect::<Result<Vec<()>, Error>>()
+            .map(|_| ())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{NoProgress, PipelineConfig, train_simulated};
+    use crate::scm::Dataset;
+
+    #[test]
+    fn threads_give_the_bits_of_one_thread() {
+        let sim = train_simulated(
+            Dataset::TriangleLin,
+            &PipelineConfig::tiny(Dataset::TriangleLin),
+            &mut NoProgress,
+        )
+        .unwrap();
+        let bytes = sim.trained.to_bytes().unwrap();
+        let bundle = Bundle::new(&bytes).unwrap();
+        let d = bundle.n_features();
+        let xs: Vec<f32> = sim.test.x.iter().map(|&v| v as f32).collect();
+        let rows = xs.len() / d;
+        let run = |threads| {
+            let mut out = vec![0.0f32; xs.len()];
+            let mut results = vec![Err(Error::NoCarma); rows];
+            recommend_parallel(
+                &bundle,
+                &xs,
+                FeatureSet::EMPTY,
+                &mut out,
+                &mut results,
+                threads,
+            )
+            .unwrap();
+            let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            (bits, results)
+        };
+        let one = run(1);
+        assert!(one.1.iter().all(Result::is_ok));
+        assert!(one.1.iter().any(|r| r.is_ok_and(|r| !r.already_accepted)));
+        for threads in [2, 3, 7] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn shape_errors_are_the_cores() {
+        let sim = train_simulated(
+            Dataset::TriangleLin,
+            &PipelineConfig::tiny(Dataset::TriangleLin),
+            &mut NoProgress,
+        )
+        .unwrap();
+        let bytes = sim.trained.to_bytes().unwrap();
+        let bundle = Bundle::new(&bytes).unwrap();
+        let mut out = vec![0.0f32; 5];
+        let mut results = vec![Err(Error::NoCarma); 2];
+        let e = recommend_parallel(
+            &bundle,
+            &[0.0; 6],
+            FeatureSet::EMPTY,
+            &mut out,
+            &mut results,
+            2,
+        );
+        assert!(matches!(e, Err(Error::Input(_))));
+    }
+}
