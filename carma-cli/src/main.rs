@@ -15,7 +15,7 @@ mod progress;
 /// Causal algorithmic recourse: tell a rejected applicant what to change, respecting cause and
 /// effect.
 #[derive(Parser, Debug)]
-#[command(name = "carma", version, about, long_about = None)]
+#[command(name = "carma", version)]
 #[command(after_help = "Start with:\n  carma demo\n\nThen your own data:\n  \
     carma fit --data people.csv --graph graph.toml -o model.carma\n  \
     carma recommend --model model.carma --input people.csv")]
