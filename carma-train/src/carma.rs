@@ -34,6 +34,8 @@ pub const DEFAULT_MARGIN: f64 = 0.011;
 /// Adam L2 weight decay (torch `Adam(weight_decay)`) of the reference run
 /// (`reference/carma_loan_trained.json`, hparams).
 pub const DEFAULT_WEIGHT_DECAY: f64 = 5e-4;
+/// Coverage the model selection asks of a validation epoch (issue 4's target).
+pub const TARGET_COVERAGE: f64 = 0.995;
 /// Damping of the modified differential method of multipliers (SPEC section 6).
 pub const DEFAULT_DAMPING: f64 = 10.0;
 /// Step of the multiplier update `lambda <- max(0, lambda + step * H)` (SPEC section 6: 1).
@@ -259,6 +261,10 @@ pub struct CarmaEpoch {
     pub hinge: f64,
     /// Multiplier at the end of the epoch.
     pub lambda: f64,
+    /// Validation coverage (deterministic mask), when validation data is given.
+    pub val_coverage: Option<f64>,
+    /// Validation mean cost, when validation data is given.
+    pub val_cost: Option<f64>,
 }
 
 /// The loss terms of one batch.
@@ -376,10 +382,17 @@ impl Carma {
 
     /// Trains CARMA on the standardized rejected individuals `x` (SPEC section 6).
     /// `on_epoch` sees each epoch's mean losses.
+    ///
+    /// With validation individuals `x_val` (standardized, rejected), the
+    /// networks are scored after every epoch as they will be served
+    /// (deterministic mask) and the epoch kept is the cheapest whose coverage
+    /// reaches [`TARGET_COVERAGE`], or the one with the highest coverage if
+    /// none does; without, the last epoch is kept.
     pub fn fit(
         flow: &CausalFlow,
         classifier: &Classifier,
         x: &Array2<f64>,
+        x_val: Option<&Array2<f64>>,
         problem: RecourseProblem,
         config: &CheckedCarmaConfig,
         on_epoch: &mut dyn FnMut(CarmaEpoch),
@@ -430,6 +443,7 @@ impl Carma {
         let mut batches = MiniBatches::new(x.nrows(), cfg.batch_size);
         let mut lambda = 0.0;
         let mut noise = Array2::zeros((0, 2 * d));
+        let mut best: Option<(f64, f64, Carma)> = None;
         for epoch in 1..=cfg.epochs {
             batches.shuffle(&mut rng);
             let (mut sum_loss, mut sum_cost, mut sum_hinge, mut n) = (0.0, 0.0, 0.0, 0usize);
@@ -477,15 +491,41 @@ impl Carma {
                 n += 1;
             }
             let n = n.max(1) as f64;
+            let mut val = None;
+            if let Some(xv) = x_val.filter(|xv| xv.nrows() > 0) {
+                let out = carma.recommend(flow, classifier, xv, &[]);
+                let nv = xv.nrows() as f64;
+                let coverage = out.prob.iter().filter(|&&p| p >= 0.5).count() as f64 / nv;
+                let cost = out.cost.sum() / nv;
+                val = Some((coverage, cost));
+                let better = match best.as_ref() {
+                    None => true,
+                    Some(&(c, k, _)) => {
+                        let reached = coverage >= TARGET_COVERAGE;
+                        if reached != (c >= TARGET_COVERAGE) {
+                            reached
+                        } else if reached {
+                            cost < k
+                        } else {
+                            coverage > c
+                        }
+                    }
+                };
+                if better {
+                    best = Some((coverage, cost, carma.clone()));
+                }
+            }
             on_epoch(CarmaEpoch {
                 epoch,
                 loss: sum_loss / n,
                 cost: sum_cost / n,
                 hinge: sum_hinge / n,
                 lambda,
+                val_coverage: val.map(|v| v.0),
+                val_cost: val.map(|v| v.1),
             });
         }
-        Ok(carma)
+        Ok(best.map_or(carma, |b| b.2))
     }
 
     /// One training step's forward and backward pass: returns the loss terms

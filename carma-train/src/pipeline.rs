@@ -385,6 +385,7 @@ fn fit_carma(
     fitted: &Fitted,
     problem: RecourseProblem,
     x_rejected: &Array2<f64>,
+    x_val_rejected: &Array2<f64>,
     cfg: &PipelineConfig,
     progress: &mut dyn Progress,
 ) -> Result<Carma, PipelineError> {
@@ -398,6 +399,7 @@ fn fit_carma(
         &fitted.flow,
         &fitted.classifier,
         x_rejected,
+        Some(x_val_rejected),
         problem,
         &carma_cfg,
         &mut |e| {
@@ -527,7 +529,9 @@ pub fn train_simulated(
     let rec_train_std = fitted.scaler.transform(rec_splits[0].x.view())?;
     let problem = recourse_problem(&graph, cfg, &rec_train_std)?;
     let x_rej = rec_train_std.select(Axis(0), &rejected(&fitted.classifier, &rec_train_std));
-    let carma = fit_carma(&fitted, problem, &x_rej, cfg, progress)?;
+    let rec_val_std = fitted.scaler.transform(rec_splits[1].x.view())?;
+    let x_val_rej = rec_val_std.select(Axis(0), &rejected(&fitted.classifier, &rec_val_std));
+    let carma = fit_carma(&fitted, problem, &x_rej, &x_val_rej, cfg, progress)?;
 
     let train_x = &rec_splits[0].x;
     let train_min = train_x
@@ -610,7 +614,9 @@ pub fn train_on_table(
     let train_std = fitted.scaler.transform(splits[0].x.view())?;
     let problem = recourse_problem(graph, cfg, &train_std)?;
     let x_rej = train_std.select(Axis(0), &rejected(&fitted.classifier, &train_std));
-    let carma = fit_carma(&fitted, problem, &x_rej, cfg, progress)?;
+    let val_std = fitted.scaler.transform(splits[1].x.view())?;
+    let x_val_rej = val_std.select(Axis(0), &rejected(&fitted.classifier, &val_std));
+    let carma = fit_carma(&fitted, problem, &x_rej, &x_val_rej, cfg, progress)?;
     let mut trained = Trained {
         dataset: dataset.to_owned(),
         seed: cfg.seed,

@@ -190,7 +190,7 @@ fn training_finds_recourse_for_rejected_individuals() {
     .check()
     .unwrap();
     let mut losses = Vec::new();
-    let carma = Carma::fit(&flow, &clf, &xr, problem.clone(), &cfg, &mut |e| {
+    let carma = Carma::fit(&flow, &clf, &xr, None, problem.clone(), &cfg, &mut |e| {
         losses.push(e.loss)
     })
     .unwrap();
@@ -199,6 +199,39 @@ fn training_finds_recourse_for_rejected_individuals() {
     let coverage = out.prob.iter().filter(|&&v| v >= 0.5).count() as f64 / xr.nrows() as f64;
     assert!(coverage > 0.9, "coverage {coverage}");
     assert!(out.mask.column(0).iter().all(|&v| v == 0.0));
-    let again = Carma::fit(&flow, &clf, &xr, problem, &cfg, &mut |_| {}).unwrap();
+    let again = Carma::fit(&flow, &clf, &xr, None, problem, &cfg, &mut |_| {}).unwrap();
     assert_eq!(again.recommend(&flow, &clf, &xr, &[false; 3]), out);
+}
+
+/// With validation data the kept epoch is the cheapest one that reaches the
+/// coverage target (or the best-covering one), measured as served.
+#[test]
+fn validation_keeps_the_cheapest_epoch_that_reaches_the_coverage_target() {
+    let (flow, clf, _) = tiny_parts();
+    let x = random_x(300, 8);
+    let cfg = CarmaConfig {
+        mask_hidden: vec![8],
+        action_hidden: vec![8],
+        epochs: 12,
+        batch_size: 64,
+        ..CarmaConfig::default()
+    }
+    .check()
+    .unwrap();
+    let mut seen = Vec::new();
+    let carma = Carma::fit(&flow, &clf, &x, Some(&x), problem(), &cfg, &mut |e| {
+        seen.push((e.val_coverage.unwrap(), e.val_cost.unwrap()))
+    })
+    .unwrap();
+    let reached: Vec<&(f64, f64)> = seen.iter().filter(|(c, _)| *c >= TARGET_COVERAGE).collect();
+    let expected = if reached.is_empty() {
+        seen.iter().map(|s| s.0).fold(f64::MIN, f64::max)
+    } else {
+        reached.iter().map(|s| s.1).fold(f64::MAX, f64::min)
+    };
+    let out = carma.recommend(&flow, &clf, &x, &[]);
+    let coverage = out.prob.iter().filter(|&&p| p >= 0.5).count() as f64 / 300.0;
+    let cost = out.cost.sum() / 300.0;
+    let got = if reached.is_empty() { coverage } else { cost };
+    assert_eq!(got, expected);
 }
