@@ -7,7 +7,8 @@
 //! valgrind --tool=callgrind target/release/examples/perf_probe STAGE N
 //! ```
 //!
-//! `STAGE` is `setup` (load only), `recommend`, `abduct`, `invert`,
+//! `STAGE` is `density` (non-zero flow weights), `setup` (load only),
+//! `recommend`, `abduct`, `invert`,
 //! `classify`, `mask` or `action`; each call handles one rejected Loan
 //! individual of `fixtures/bench`, cycling. Instructions per call are
 //! `(Ir(STAGE, N) - Ir(setup, N)) / N`.
@@ -99,6 +100,20 @@ fn main() {
             recommend_all(&b, &rows, &mut h);
         }
         println!("digest {:016x} ({errors} Loan errors)", h.0);
+        return;
+    }
+    if stage == "density" {
+        // Non-zero weights of each flow matrix (the MADE masks zero the rest).
+        let mlp = bundle.flow().layer(0).expect("one flow layer");
+        for m in 0..mlp.n_layers() {
+            let dense = mlp.layer(m).expect("matrix");
+            let (rows, cols) = (dense.n_out(), dense.n_in());
+            let nz = (0..rows)
+                .flat_map(|r| (0..cols).map(move |c| (r, c)))
+                .filter(|&(r, c)| dense.weight(r, c).is_some_and(|w| w != 0.0))
+                .count();
+            println!("flow matrix {m}: {rows} x {cols}, {nz} non-zero");
+        }
         return;
     }
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
