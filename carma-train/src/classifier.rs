@@ -115,6 +115,14 @@ pub enum ClassifierError {
     /// activations and no output activation.
     #[error("a classifier network needs one output, ReLU hidden layers and no output activation")]
     BadNet,
+    /// Training diverged (issue 7): a non-finite or exploding loss.
+    #[error("training diverged at epoch {epoch}: {quantity}")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// What was not finite or exploded.
+        quantity: &'static str,
+    },
     /// A label is not 0 or 1.
     #[error("{split} split: label at row {row} is {value}, expected 0 or 1")]
     BadLabel {
@@ -294,6 +302,7 @@ impl Classifier {
         let mut stopper = EarlyStopping::new(cfg.patience, 0.0);
         let mut best_epoch = 0;
         let mut epochs_run = 0;
+        let initial_val_loss = model.loss(x_val, y_val);
         for epoch in 1..=cfg.epochs {
             epochs_run = epoch;
             batches.shuffle(&mut rng);
@@ -309,12 +318,16 @@ impl Classifier {
                 adam.step(&mut model.net);
             }
             let val_loss = model.loss(x_val, y_val);
+            let train_loss = train_loss / x_train.nrows() as f64;
             observer(EpochEnd {
                 epoch,
-                train_loss: train_loss / x_train.nrows() as f64,
+                train_loss,
                 val_loss,
                 lr: adam.lr(),
             });
+            if let Some(quantity) = crate::nn::divergence(train_loss, val_loss, initial_val_loss) {
+                return Err(ClassifierError::Diverged { epoch, quantity });
+            }
             match stopper.observe(val_loss, &model) {
                 Verdict::Improved => best_epoch = epoch,
                 Verdict::Continue => {}

@@ -454,6 +454,7 @@ impl CausalFlow {
         let mut stopper = EarlyStopping::new(cfg.patience, 0.0);
         let mut batches = MiniBatches::new(x_train.nrows(), cfg.batch_size);
         let (mut epochs_run, mut best_epoch) = (0, 0);
+        let initial_val_nll = -flow.mean_log_likelihood(x_val);
         for epoch in 1..=cfg.epochs {
             epochs_run = epoch;
             batches.shuffle(&mut rng);
@@ -466,12 +467,16 @@ impl CausalFlow {
                 adam.step(&mut flow);
             }
             let val_nll = -flow.mean_log_likelihood(x_val);
+            let train_nll = train_nll / x_train.nrows() as f64;
             observer(EpochEnd {
                 epoch,
-                train_loss: train_nll / x_train.nrows() as f64,
+                train_loss: train_nll,
                 val_loss: val_nll,
                 lr,
             });
+            if let Some(quantity) = crate::nn::divergence(train_nll, val_nll, initial_val_nll) {
+                return Err(FlowError::Diverged { epoch, quantity });
+            }
             plateau.step(val_nll, &mut adam);
             match stopper.observe(val_nll, &flow) {
                 Verdict::Improved => best_epoch = epoch,

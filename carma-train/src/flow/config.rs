@@ -158,6 +158,14 @@ pub enum FlowError {
         /// Column.
         col: usize,
     },
+    /// Training diverged (issue 7): a non-finite or exploding loss.
+    #[error("training diverged at epoch {epoch}: {quantity}")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// What was not finite or exploded.
+        quantity: &'static str,
+    },
     /// A hyper-network does not map `D` inputs to `2D` outputs.
     #[error("hyper-network {layer} has widths {dims:?}; expected {d} inputs and {} outputs", 2 * d)]
     HypernetDims {

@@ -27,6 +27,7 @@
 mod activation;
 mod adam;
 mod dense;
+mod divergence;
 mod init;
 pub mod loss;
 mod made;
@@ -39,6 +40,7 @@ pub(crate) mod gradcheck;
 pub use activation::Activation;
 pub use adam::{Adam, AdamConfig, WeightDecay};
 pub use dense::Dense;
+pub use divergence::{EXPLODED_FACTOR, divergence};
 pub use init::{CARMA_INIT, Init};
 pub use made::{made_masks, made_min_hidden};
 pub use mlp::{Mlp, MlpCache};
