@@ -184,28 +184,51 @@ fn hostile_bundles_long_run() {
     let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<u64>().ok());
     let total = env("CARMA_HOSTILE_MUTATIONS").unwrap_or(10_000_000);
     let limit = env("CARMA_HOSTILE_SECONDS").map(Duration::from_secs);
+    let threads = env("CARMA_HOSTILE_THREADS").unwrap_or(1).max(1);
     let fixtures = fixtures();
-    let mut tally = Tally::default();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let start = Instant::now();
-    let mut i = 0u64;
-    while i < total {
-        let f = &fixtures[(i % fixtures.len() as u64) as usize];
-        let m = random_mutation(f, &mut rng);
-        run_one(f, &m, i, &mut rng, &mut tally);
-        i += 1;
-        if i.is_multiple_of(1_000_000) {
-            eprintln!(
-                "{i} mutations, {} Ok, {} failures, {:?}",
-                tally.accepted,
-                tally.failures.len(),
-                start.elapsed()
-            );
-        }
-        if limit.is_some_and(|l| start.elapsed() >= l) {
-            break;
-        }
+    // Thread `t` runs mutations t, t + threads, ... with its own stream
+    // (seed + t), so a failure's index and seed replay it.
+    let tallies: Vec<(u64, Tally)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let fixtures = &fixtures;
+                scope.spawn(move || {
+                    let mut tally = Tally::default();
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed() + t);
+                    let mut done = 0u64;
+                    for i in (t..total).step_by(threads as usize) {
+                        let f = &fixtures[(i % fixtures.len() as u64) as usize];
+                        let m = random_mutation(f, &mut rng);
+                        run_one(f, &m, i, &mut rng, &mut tally);
+                        done += 1;
+                        if t == 0 && done.is_multiple_of(1_000_000 / threads) {
+                            eprintln!(
+                                "~{} mutations, {} failures so far, {:?}",
+                                done * threads,
+                                tally.failures.len(),
+                                start.elapsed()
+                            );
+                        }
+                        if limit.is_some_and(|l| start.elapsed() >= l) {
+                            break;
+                        }
+                    }
+                    (done, tally)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut tally = Tally::default();
+    let mut done = 0;
+    for (n, t) in tallies {
+        done += n;
+        tally.merge(t);
     }
-    println!("long run: {i} mutations in {:?}", start.elapsed());
+    println!(
+        "long run: {done} mutations on {threads} thread(s) in {:?}",
+        start.elapsed()
+    );
     finish(&tally);
 }
