@@ -4,6 +4,8 @@ use ndarray::s;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+const GRID_BOUND: f64 = 10.0;
+
 fn config(threads: usize) -> CheckedOptimizerConfig {
     OptimizerConfig {
         threads,
@@ -14,7 +16,7 @@ fn config(threads: usize) -> CheckedOptimizerConfig {
 }
 
 /// The penalized objective's gradient (cost, squared hinge through the classifier, flow
-/// inverse, tanh bound) against central finite differences.
+/// inverse) against central finite differences.
 #[test]
 fn penalized_gradient_matches_finite_differences() {
     let t = toy();
@@ -36,9 +38,8 @@ fn penalized_gradient_matches_finite_differences() {
                     .iter()
                     .map(|&k| problem.weights[k] / problem.cost_range[k] / n_act)
                     .collect(),
-                margin: 0.3,
+                target_logit: target_logit(0.3),
                 penalty: 7.0,
-                max_shift: 4.0,
                 last: RefCell::new(None),
             };
             let u: Vec<f64> = features
@@ -49,7 +50,7 @@ fn penalized_gradient_matches_finite_differences() {
             assert_eq!(value, obj.evaluate(&u).value);
             assert_eq!(obj.cached(&u), (value, grad.clone()));
             assert_eq!(obj.cached(&u), (value, grad.clone()));
-            if hinge(obj.evaluate(&u).prob, obj.margin) > 0.0 {
+            if obj.evaluate(&u).logit < obj.target_logit {
                 active += 1;
             }
             let h = 1e-6;
@@ -112,7 +113,8 @@ fn never_costlier_than_a_brute_force_single_feature_search() {
     let t = toy();
     let cfg = config(2);
     let margin = cfg.get().margin;
-    let bound = cfg.get().max_shift;
+    // Latent shifts of the grid: [-GRID_BOUND, GRID_BOUND] (standard-normal latents).
+    let bound = GRID_BOUND;
     let n = 12;
     let x = t.rejected.slice(s![..n, ..]).to_owned();
     let out = recommend(&t.flow, &t.classifier, &t.problem, &x, &[], &cfg).unwrap();
@@ -223,7 +225,15 @@ fn config_check_rejects_bad_settings() {
             ..OptimizerConfig::default()
         },
         OptimizerConfig {
-            max_shift: f64::NAN,
+            initial_penalty: f64::NAN,
+            ..OptimizerConfig::default()
+        },
+        OptimizerConfig {
+            slack: 1.0,
+            ..OptimizerConfig::default()
+        },
+        OptimizerConfig {
+            cost_tolerance: -1.0,
             ..OptimizerConfig::default()
         },
         OptimizerConfig {
