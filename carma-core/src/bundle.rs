@@ -10,7 +10,7 @@ use crate::FeatureSet;
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity, Section, ValidationError};
 use crate::flow::Flow;
-use crate::format::{Activation, BundleWire, MetricsWire};
+use crate::format::{Activation, BundleWire, MAX_LAYERS, MetricsWire};
 use crate::graph::{check_features, flags};
 use crate::le::F32s;
 use crate::mlp::{Mlp, check_finite};
@@ -50,6 +50,20 @@ pub(crate) fn finite(v: &[f32], quantity: Quantity) -> Result<(), Error> {
     } else {
         Err(Error::NotFinite(quantity))
     }
+}
+
+/// Checks that a network with widths `dims` (`u16` LE) has at most
+/// `MAX_LAYERS` weight layers.
+fn check_depth(dims: &[u8], section: Section) -> Result<(), ValidationError> {
+    let found = (dims.len() / 2).saturating_sub(1);
+    if found > MAX_LAYERS {
+        return Err(ValidationError::TooDeep {
+            section,
+            found,
+            max: MAX_LAYERS,
+        });
+    }
+    Ok(())
 }
 
 /// Checks that every metric present is finite.
@@ -96,6 +110,12 @@ impl<'a> Bundle<'a> {
             .into());
         }
         check_metrics(&wire.meta.metrics)?;
+        check_depth(wire.flow.dims, Section::Flow)?;
+        check_depth(wire.classifier.dims, Section::Classifier)?;
+        if let Some(c) = &wire.carma {
+            check_depth(c.mask_net.dims, Section::MaskNet)?;
+            check_depth(c.action_net.dims, Section::ActionNet)?;
+        }
         let flow = Flow::new(&wire.flow, f.order, position.get(..d).unwrap_or_default())?;
         let classifier = Mlp::new(&wire.classifier, Section::Classifier, d, 1)?;
         if wire.classifier.output != Activation::Sigmoid {

@@ -155,6 +155,15 @@ pub enum ValidationError {
     },
     /// `flow.layers` is zero.
     NoFlowLayers,
+    /// A network (or the flow's stack) has more layers than `MAX_LAYERS`.
+    TooDeep {
+        /// Which network.
+        section: Section,
+        /// Layers found.
+        found: usize,
+        /// The largest number allowed.
+        max: usize,
+    },
     /// A `ready` schedule decreases or does not end at the layer width.
     ReadyNotMonotonic {
         /// Flow layer.
@@ -395,6 +404,11 @@ impl fmt::Display for ValidationError {
                 )
             }
             ValidationError::NoFlowLayers => f.write_str("flow has no layers"),
+            ValidationError::TooDeep {
+                section,
+                found,
+                max,
+            } => write!(f, "{section}: {found} layers, at most {max} are supported"),
             ValidationError::ReadyNotMonotonic {
                 layer,
                 hidden,

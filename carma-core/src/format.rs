@@ -37,6 +37,12 @@ pub const HEADER_LEN: usize = 8 + 2 + 4;
 pub const TRAILER_LEN: usize = 4;
 /// The largest number of features a bundle may have (feature sets are `u64` bit masks).
 pub const MAX_FEATURES: usize = 64;
+/// The most weight layers a network may have. Layer lookups are linear in
+/// the depth, so a hostile file with thousands of one-unit layers made every
+/// operation quadratic (a 720 KB bundle of 30,000 layers took 3 s to load and
+/// 6 s per inversion); real models have a handful (issue 7,
+/// docs/RELIABILITY.md).
+pub const MAX_LAYERS: usize = 64;
 
 /// An activation function, applied elementwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

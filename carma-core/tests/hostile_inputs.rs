@@ -12,7 +12,8 @@
 
 mod common;
 
-use carma_core::error::{Argument, InputError, Quantity};
+use carma_core::error::{Argument, InputError, Quantity, Section, ValidationError};
+use carma_core::format::MAX_LAYERS;
 use carma_core::{Bundle, Error, FeatureSet};
 use common::hand_spec;
 
@@ -277,4 +278,54 @@ fn loan_fixture_never_returns_non_finite_results() {
             }
         }
     });
+}
+
+/// A classifier of `layers` weight layers, one unit wide, all weights zero.
+fn deep_classifier(spec: &mut common::Spec, layers: usize) {
+    spec.classifier.dims = std::iter::once(2)
+        .chain(std::iter::repeat_n(1, layers))
+        .collect();
+    spec.classifier.params = vec![0.0; 3 + 2 * (layers - 1)];
+}
+
+/// Regression: thousands of one-unit layers made every operation quadratic
+/// in the depth (30,000 layers: 3 s to load, 6 s per inversion). Now
+/// refused at load, quickly.
+#[test]
+fn networks_deeper_than_max_layers_are_refused_quickly() {
+    let mut spec = hand_spec();
+    deep_classifier(&mut spec, MAX_LAYERS);
+    let bytes = spec.to_bytes();
+    with(&bytes, |b, s| {
+        assert_eq!(b.classifier().n_layers(), MAX_LAYERS);
+        assert!(b.classify(&[0.0, 0.0], s).is_ok_and(|p| p == 0.5));
+    });
+    for layers in [MAX_LAYERS + 1, 30_000] {
+        let mut spec = hand_spec();
+        deep_classifier(&mut spec, layers);
+        let bytes = spec.to_bytes();
+        let start = std::time::Instant::now();
+        assert_eq!(
+            Bundle::new(&bytes).map(drop),
+            Err(Error::Validation(ValidationError::TooDeep {
+                section: Section::Classifier,
+                found: layers,
+                max: MAX_LAYERS
+            }))
+        );
+        assert!(start.elapsed() < std::time::Duration::from_millis(100));
+    }
+    let mut spec = hand_spec();
+    spec.flow_dims = std::iter::once(2)
+        .chain(std::iter::repeat_n(1, MAX_LAYERS))
+        .chain(std::iter::once(4))
+        .collect();
+    assert_eq!(
+        Bundle::new(&spec.to_bytes()).map(drop),
+        Err(Error::Validation(ValidationError::TooDeep {
+            section: Section::Flow,
+            found: MAX_LAYERS + 1,
+            max: MAX_LAYERS
+        }))
+    );
 }

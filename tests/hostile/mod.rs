@@ -601,6 +601,7 @@ fn error_name(e: &Error) -> &'static str {
         Error::Validation(V::NoFlowLayers) => "Validation::NoFlowLayers",
         Error::Validation(V::ReadyNotMonotonic { .. }) => "Validation::ReadyNotMonotonic",
         Error::Validation(V::ScheduleViolation { .. }) => "Validation::ScheduleViolation",
+        Error::Validation(V::TooDeep { .. }) => "Validation::TooDeep",
         Error::Validation(_) => "Validation::other",
         Error::Input(_) => "Input",
         Error::NoCarma => "NoCarma",
