@@ -58,11 +58,12 @@ enum Command {
         carma import --json loan_flow.json -o loan-reference.carma\n  \
         carma import --json loan_flow.json --scaler causal_estimator -o loan-ll.carma")]
     Import(cmd::import::Args),
-    /// Evaluate CARMA (and optionally the oracle) over datasets and seeds (SPEC section 8).
+    /// Evaluate CARMA, the oracle and the baselines over datasets and seeds (SPEC section 8).
     #[command(after_help = "Example:\n  \
         carma evaluate --dataset loan --seeds 3 --out docs/\n  \
-        carma evaluate --dataset all --seeds 10 --oracle 20 --out docs/\n  \
-        carma evaluate --dataset chain-lin --seeds 1 --fast")]
+        carma evaluate --dataset all --seeds 10 --out docs/\n  \
+        carma evaluate --dataset loan,loan-weighted --seeds 3 --methods oracle,carma\n  \
+        carma evaluate --dataset chain-lin --seeds 1 --fast --max-individuals 20")]
     Evaluate(cmd::evaluate::Args),
     /// Run the brute-force oracle (SPEC section 7) next to CARMA on a few rejected individuals.
     #[command(after_help = "Example:\n  \

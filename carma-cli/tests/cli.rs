@@ -892,44 +892,6 @@ fn fast_demo_shows_rejected_applicants_and_summary_metrics() {
 }
 
 #[test]
-fn fast_evaluate_writes_the_summary_table_and_the_runs() {
-    let dir = TempDir::new("evaluate");
-    let o = ok(carma([
-        "evaluate".as_ref(),
-        "--dataset".as_ref(),
-        "chain-lin".as_ref(),
-        "--seeds".as_ref(),
-        "2".as_ref(),
-        "--fast".as_ref(),
-        "--max-individuals".as_ref(),
-        "30".as_ref(),
-        "--oracle".as_ref(),
-        "2".as_ref(),
-        "--out".as_ref(),
-        dir.0.as_os_str(),
-    ]));
-    let table = stdout(&o);
-    assert!(table.contains("| chain-lin | CARMA | 2 |"), "{table}");
-    assert!(table.contains("| chain-lin | oracle | 2 |"), "{table}");
-    assert_eq!(dir.entries(), ["evaluation.json", "evaluation.md"]);
-    let md = fs::read_to_string(dir.path("evaluation.md")).unwrap();
-    assert!(md.ends_with(&table), "the file holds the printed table");
-    let v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.path("evaluation.json")).unwrap()).unwrap();
-    let runs = v["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2);
-    for (seed, r) in runs.iter().enumerate() {
-        assert_eq!(r["seed"], seed);
-        assert!(r["carma"]["n_test"].as_u64().unwrap() <= 30);
-        assert!(r["oracle"]["n_test"].as_u64().unwrap() <= 2);
-        // The oracle searches the true SCM: what it accepts is causally valid.
-        assert_eq!(r["oracle"]["coverage_pct"], r["oracle"]["validity_pct"]);
-    }
-    let err = fails(carma(["evaluate", "--dataset", "mortgage", "--fast"]), 1);
-    assert!(err.contains("unknown dataset 'mortgage'"), "{err}");
-}
-
-#[test]
 fn fast_oracle_lists_each_individual_and_both_scores() {
     let o = ok(carma([
         "oracle",

@@ -433,6 +433,30 @@ pub fn evaluate_seed(
     opts: &EvalOptions,
     progress: &mut dyn crate::pipeline::Progress,
 ) -> Result<Vec<(Method, Scores)>, EvalError> {
+    evaluate_seed_with(setting, seed, opts, progress, &mut |_, _| {})
+}
+
+/// What [`evaluate_seed_with`] reports about each method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MethodEvent<'a> {
+    /// The method starts on this many rejected test individuals.
+    Start {
+        /// Individuals to recommend for.
+        individuals: usize,
+    },
+    /// The method finished and was scored.
+    Done(&'a Scores),
+}
+
+/// [`evaluate_seed`], with `on_method` told when each method starts and ends
+/// (the methods after training can take minutes: the oracle, the optimizer).
+pub fn evaluate_seed_with(
+    setting: &Setting,
+    seed: u64,
+    opts: &EvalOptions,
+    progress: &mut dyn crate::pipeline::Progress,
+    on_method: &mut dyn FnMut(Method, MethodEvent<'_>),
+) -> Result<Vec<(Method, Scores)>, EvalError> {
     let mut cfg = if opts.tiny {
         crate::pipeline::PipelineConfig::tiny(setting.dataset)
     } else {
@@ -456,6 +480,12 @@ pub fn evaluate_seed(
     let problem = t.carma.problem().clone();
     let mut out = Vec::new();
     for &method in &opts.methods {
+        on_method(
+            method,
+            MethodEvent::Start {
+                individuals: x.nrows(),
+            },
+        );
         let rec = match method {
             Method::Carma => run_carma_core(&sim, &x),
             Method::Oracle => run_oracle(&sim, &x, oracle_bins(setting.dataset), opts.threads),
@@ -497,7 +527,9 @@ pub fn evaluate_seed(
                 from_baseline(o, start, x.nrows())
             }
         };
-        out.push((method, score(&sim, &x, &rec)));
+        let scores = score(&sim, &x, &rec);
+        on_method(method, MethodEvent::Done(&scores));
+        out.push((method, scores));
     }
     Ok(out)
 }
@@ -567,6 +599,34 @@ mod tests {
         let c = score(&sim, &x, &carma);
         assert_eq!(c.n_test, x.nrows());
         assert!(c.cost_x100.is_finite() && c.mean_actions <= 3.0);
+    }
+
+    #[test]
+    fn method_events_bracket_each_method_in_order() {
+        let setting = &Setting::parse("chain-lin").unwrap()[0];
+        let opts = EvalOptions {
+            seeds: vec![3],
+            methods: vec![Method::Oracle, Method::Carma],
+            max_individuals: Some(5),
+            threads: 1,
+            epochs_scale: 1.0,
+            tiny: true,
+        };
+        let mut events = Vec::new();
+        let run = evaluate_seed_with(setting, 3, &opts, &mut NoProgress, &mut |m, e| {
+            events.push(match e {
+                MethodEvent::Start { individuals } => (m, Some(individuals), None),
+                MethodEvent::Done(s) => (m, None, Some(s.clone())),
+            })
+        })
+        .unwrap();
+        assert_eq!(events.len(), 4);
+        for (i, (method, scores)) in run.iter().enumerate() {
+            assert_eq!(events[2 * i].0, *method);
+            assert_eq!(events[2 * i].1, Some(scores.n_test));
+            assert_eq!(events[2 * i + 1].0, *method);
+            assert_eq!(events[2 * i + 1].2.as_ref(), Some(scores));
+        }
     }
 
     #[test]

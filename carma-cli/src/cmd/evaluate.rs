@@ -1,180 +1,138 @@
-//! `carma evaluate`: the paper's Table 1 protocol (SPEC section 8) over datasets and seeds, via
-//! `carma_train::evaluate`: train on simulated data, run CARMA through the core (and optionally
-//! the brute-force oracle) on the rejected test individuals, score, and summarize mean and
-//! standard deviation over the seeds.
+//! `carma evaluate`: the paper's Table 1 protocol (SPEC section 8) via `carma_train::evaluate`.
+//! For every setting (a dataset, or Loan with preference weights) and seed: train the classifier,
+//! the causal flow and CARMA, then run the requested methods (oracle, optimizer, DiCE-VAE, CARMA)
+//! on the same rejected test individuals, score them, and summarize mean ± standard deviation
+//! over the seeds. Prints the table, the per-feature intervention rates and the distribution of
+//! the number of intervened features; with `--out`, writes `results.json` and `RESULTS.md`
+//! (atomically, after every seed, so a long run that stops keeps what it finished).
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use carma_train::evaluate::{
-    Scores, oracle_bins, rejected_test, run_carma_core, run_oracle, score,
+    EvalOptions, Method, MethodEvent, MethodSummary, Results, Scores, Setting, evaluate_seed_with,
+    results_markdown,
 };
 use carma_train::io::write_atomic;
-use carma_train::pipeline::{PipelineConfig, train_simulated};
 use carma_train::scm::Dataset;
-use ndarray::s;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::progress::Bars;
+
+/// CARMA's coverage target, % (issue 4: "coverage ≥ 99.5 %").
+pub const TARGET_COVERAGE_PCT: f64 = 99.5;
+/// CARMA's causal validity target, % (issue 4: "causal validity ≥ 99.5 %").
+pub const TARGET_VALIDITY_PCT: f64 = 99.5;
+/// CARMA's cost target as a multiple of the oracle's on the same individuals (issue 4: "cost ≤
+/// 1.10 × the oracle's cost").
+pub const TARGET_COST_RATIO: f64 = 1.10;
+
+/// Extra names `--dataset` accepts besides the datasets' own.
+const SETTING_NAMES: [&str; 2] = ["loan-weighted", "all"];
+
+/// A method, as `--methods` names it.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodArg {
+    /// Brute-force grid on the true SCM (SPEC section 7).
+    Oracle,
+    /// Per-individual penalty-method optimizer on the learned flow.
+    Optimizer,
+    /// DiCE-VAE: amortized, non-causal.
+    DiceVae,
+    /// CARMA, served by carma-core.
+    Carma,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::Oracle => Method::Oracle,
+            MethodArg::Optimizer => Method::Optimizer,
+            MethodArg::DiceVae => Method::DiceVae,
+            MethodArg::Carma => Method::Carma,
+        }
+    }
+}
+
+/// The values `--dataset` accepts: the seven datasets, `loan-weighted` and `all`.
+fn dataset_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        Dataset::ALL
+            .iter()
+            .map(|d| d.name())
+            .chain(SETTING_NAMES)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a positive number, found '{s}'")),
+    }
+}
 
 /// Arguments of `carma evaluate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A dataset name, or `all` for the seven of SPEC section 2.
-    #[arg(long, short = 'd', default_value = "all")]
-    pub dataset: String,
-    /// Number of seeds (the paper uses 10).
+    /// Settings: a dataset, `loan-weighted` (Loan with weights education 3, loan amount 2, income
+    /// 2, savings 1), or `all` (the seven datasets and loan-weighted); several separated by commas.
+    #[arg(long, short = 'd', default_value = "all", value_delimiter = ',',
+          value_parser = dataset_parser(), ignore_case = true)]
+    pub dataset: Vec<String>,
+    /// Number of seeds, one trained model each (the paper uses 10).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: u64,
     /// The first seed; seeds are first, first + 1, ...
     #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
-    /// Directory for evaluation.json and evaluation.md (written atomically).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Small samples and few epochs (a smoke run, not the paper's numbers).
+    /// Methods, separated by commas; all run on the same rejected test individuals.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "oracle,optimizer,dice-vae,carma"
+    )]
+    pub methods: Vec<MethodArg>,
+    /// Score at most this many rejected test individuals per seed (default: all of them).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_individuals: Option<u64>,
+    /// Multiply every training stage's epoch budget (1 = the paper's).
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    pub epochs_scale: f64,
+    /// Tiny samples, networks and epochs: a smoke run, not the paper's numbers.
     #[arg(long)]
     pub fast: bool,
-    /// Multiply every stage's epoch budget.
-    #[arg(long)]
-    pub epochs_scale: Option<f64>,
-    /// Score at most this many rejected test individuals per seed (default: all).
-    #[arg(long)]
-    pub max_individuals: Option<usize>,
-    /// Also run the brute-force oracle on the first N rejected individuals per seed (20 when N
-    /// is omitted: the oracle needs up to seconds per individual).
-    #[arg(long, num_args = 0..=1, default_missing_value = "20", value_name = "N")]
-    pub oracle: Option<usize>,
-    /// Threads for the oracle (default: every core).
+    /// Threads for the oracle and the optimizer (default: every core).
     #[arg(long)]
     pub jobs: Option<NonZeroUsize>,
+    /// Directory for results.json and RESULTS.md (written atomically after every seed).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
-/// One dataset and seed.
-#[derive(Debug, serde::Serialize)]
-struct Run {
-    dataset: String,
-    seed: u64,
-    classifier_test_accuracy: Option<f32>,
-    flow_test_loglik: Option<f32>,
-    carma: Scores,
-    oracle: Option<Scores>,
-}
-
-/// Mean and standard deviation over seeds of one method on one dataset.
-#[derive(Debug, serde::Serialize)]
-struct Summary {
-    dataset: String,
-    method: &'static str,
-    seeds: usize,
-    cost_x100: (f64, f64),
-    coverage_pct: (f64, f64),
-    mean_actions: (f64, f64),
-    validity_pct: (f64, f64),
-    us_per_individual: (f64, f64),
-}
-
-/// The datasets `--dataset` names.
-pub fn datasets(name: &str) -> anyhow::Result<Vec<Dataset>> {
-    if name.eq_ignore_ascii_case("all") {
-        Ok(Dataset::ALL.to_vec())
-    } else {
-        Ok(vec![name.parse()?])
-    }
-}
-
-/// The configuration for `dataset`: the paper's, or the tiny one with `--fast`.
-pub fn config(
-    dataset: Dataset,
-    fast: bool,
-    epochs_scale: Option<f64>,
-    seed: u64,
-) -> PipelineConfig {
-    let mut cfg = if fast {
-        PipelineConfig::tiny(dataset)
-    } else {
-        PipelineConfig::paper(dataset)
-    };
-    if let Some(s) = epochs_scale.filter(|s| s.is_finite() && *s > 0.0) {
-        let scale = |e: &mut usize| *e = ((*e as f64 * s).ceil() as usize).max(1);
-        scale(&mut cfg.classifier.epochs);
-        scale(&mut cfg.flow.epochs);
-        scale(&mut cfg.carma.epochs);
-    }
-    cfg.seed = seed;
-    cfg
-}
-
-/// Run `carma evaluate`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let datasets = datasets(&args.dataset)?;
-    if let Some(s) = args.epochs_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
-        anyhow::bail!("--epochs-scale must be a positive number, found {s}");
-    }
-    let threads = threads(args.jobs);
-    let mut runs = Vec::new();
-    for &dataset in &datasets {
-        for seed in args.first_seed..args.first_seed + args.seeds {
-            eprintln!("== {dataset}, seed {seed}");
-            let cfg = config(dataset, args.fast, args.epochs_scale, seed);
-            let sim = train_simulated(dataset, &cfg, &mut Bars::new())
-                .with_context(|| format!("{dataset}, seed {seed}: training failed"))?;
-            let mut x = rejected_test(&sim);
-            if let Some(m) = args.max_individuals {
-                x = x.slice(s![..m.min(x.nrows()), ..]).to_owned();
+/// The settings `--dataset` names, each once, in the order given (`all` expanded).
+pub fn settings(names: &[String]) -> anyhow::Result<Vec<Setting>> {
+    let mut out: Vec<Setting> = Vec::new();
+    for name in names {
+        for s in Setting::parse(name)? {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s);
             }
-            let carma = score(&sim, &x, &run_carma_core(&sim, &x));
-            let oracle = args.oracle.map(|m| {
-                let xo = x.slice(s![..m.min(x.nrows()), ..]).to_owned();
-                score(
-                    &sim,
-                    &xo,
-                    &run_oracle(&sim, &xo, oracle_bins(dataset), threads),
-                )
-            });
-            let m = sim.trained.metrics;
-            runs.push(Run {
-                dataset: dataset.name().to_owned(),
-                seed,
-                classifier_test_accuracy: m.classifier_test_accuracy,
-                flow_test_loglik: m.flow_test_loglik,
-                carma,
-                oracle,
-            });
         }
     }
-    let summaries = summarize(&datasets, &runs);
-    let table = markdown(&summaries);
-    print!("{table}");
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        let json = serde_json::json!({
-            "datasets": datasets.iter().map(|d| d.name()).collect::<Vec<_>>(),
-            "seeds": (args.first_seed..args.first_seed + args.seeds).collect::<Vec<_>>(),
-            "fast": args.fast,
-            "epochs_scale": args.epochs_scale,
-            "max_individuals": args.max_individuals,
-            "oracle_individuals": args.oracle,
-            "summary": summaries,
-            "runs": runs,
-        });
-        let json_path = dir.join("evaluation.json");
-        write_atomic(&json_path, serde_json::to_string_pretty(&json)?.as_bytes())
-            .with_context(|| format!("cannot write {}", json_path.display()))?;
-        let md_path = dir.join("evaluation.md");
-        let md = format!(
-            "# CARMA evaluation\n\nProduced by `carma evaluate --dataset {} --seeds {}{}`: mean ± \
-             standard deviation over seeds, on the rejected test individuals (SPEC section 8).\n\n{table}",
-            args.dataset,
-            args.seeds,
-            if args.fast { " --fast" } else { "" }
-        );
-        write_atomic(&md_path, md.as_bytes())
-            .with_context(|| format!("cannot write {}", md_path.display()))?;
-        eprintln!("wrote {} and {}", json_path.display(), md_path.display());
-    }
-    Ok(())
+    Ok(out)
+}
+
+/// The methods `--methods` names, each once, in table order.
+pub fn methods(args: &[MethodArg]) -> Vec<Method> {
+    let mut m: Vec<Method> = args.iter().map(|&a| a.into()).collect();
+    m.sort();
+    m.dedup();
+    m
 }
 
 /// The number of worker threads: `--jobs`, else every core.
@@ -183,70 +141,518 @@ pub fn threads(jobs: Option<NonZeroUsize>) -> usize {
         .map_or(1, NonZeroUsize::get)
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    // Sample standard deviation; 0 for a single seed.
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
+/// Every seed's scores so far: setting -> method -> one entry per finished seed.
+type Collected = BTreeMap<String, BTreeMap<Method, Vec<Scores>>>;
+
+/// What the report needs besides the scores.
+struct Report<'a> {
+    command: String,
+    settings: &'a [Setting],
+    seeds: Vec<u64>,
+    opts: &'a EvalOptions,
+    started: String,
 }
 
-fn summarize(datasets: &[Dataset], runs: &[Run]) -> Vec<Summary> {
-    let mut out = Vec::new();
-    for d in datasets {
-        let mine: Vec<&Run> = runs.iter().filter(|r| r.dataset == d.name()).collect();
-        let methods: [(&'static str, Vec<&Scores>); 2] = [
-            ("CARMA", mine.iter().map(|r| &r.carma).collect()),
-            (
-                "oracle",
-                mine.iter().filter_map(|r| r.oracle.as_ref()).collect(),
-            ),
-        ];
-        for (method, scores) in methods {
-            if scores.is_empty() {
-                continue;
+/// Run `carma evaluate`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let settings = settings(&args.dataset)?;
+    let seeds: Vec<u64> = (0..args.seeds)
+        .map(|i| args.first_seed.wrapping_add(i))
+        .collect();
+    let opts = EvalOptions {
+        seeds: seeds.clone(),
+        methods: methods(&args.methods),
+        max_individuals: args
+            .max_individuals
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+        threads: threads(args.jobs),
+        epochs_scale: args.epochs_scale,
+        tiny: args.fast,
+    };
+    let ctx = Report {
+        command: command_line(),
+        settings: &settings,
+        seeds,
+        opts: &opts,
+        started: utc_now(),
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let total = settings.len() * ctx.seeds.len();
+    let mut collected = Collected::new();
+    let mut done = 0;
+    for setting in &settings {
+        for &seed in &ctx.seeds {
+            done += 1;
+            eprintln!(
+                "== [{done}/{total}] {}, seed {seed}: training",
+                setting.name
+            );
+            let runs = evaluate_seed_with(
+                setting,
+                seed,
+                &opts,
+                &mut Bars::new(),
+                &mut MethodLines::default().callback(),
+            )
+            .with_context(|| format!("{}, seed {seed}", setting.name))?;
+            let per = collected.entry(setting.name.clone()).or_default();
+            for (method, scores) in runs {
+                per.entry(method).or_default().push(scores);
             }
-            let f =
-                |g: fn(&Scores) -> f64| mean_std(&scores.iter().map(|s| g(s)).collect::<Vec<_>>());
-            out.push(Summary {
-                dataset: d.name().to_owned(),
-                method,
-                seeds: scores.len(),
-                cost_x100: f(|s| s.cost_x100),
-                coverage_pct: f(|s| s.coverage_pct),
-                mean_actions: f(|s| s.mean_actions),
-                validity_pct: f(|s| s.validity_pct),
-                us_per_individual: f(|s| s.us_per_individual),
-            });
+            if let Some(dir) = &args.out {
+                write_outputs(dir, &ctx, &collected, done == total)?;
+            }
         }
     }
-    out
-}
-
-fn markdown(summaries: &[Summary]) -> String {
-    let pm = |(m, s): (f64, f64), p: usize| format!("{m:.p$} ± {s:.p$}");
-    let mut t = String::from(
-        "| dataset | method | seeds | cost x100 | coverage % | actions | validity % | µs per individual |\n\
-         |---|---|---|---|---|---|---|---|\n",
-    );
-    for s in summaries {
-        t += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            s.dataset,
-            s.method,
-            s.seeds,
-            pm(s.cost_x100, 2),
-            pm(s.coverage_pct, 2),
-            pm(s.mean_actions, 2),
-            pm(s.validity_pct, 2),
-            pm(s.us_per_individual, 1),
+    print!("{}", console_report(&ctx, &collected));
+    if let Some(dir) = &args.out {
+        eprintln!(
+            "wrote {} and {}",
+            dir.join("results.json").display(),
+            dir.join("RESULTS.md").display()
         );
     }
-    t
+    Ok(())
+}
+
+/// One spinner per method while it runs, then a line with its scores (plain lines without a
+/// terminal).
+#[derive(Default)]
+struct MethodLines {
+    bar: Option<ProgressBar>,
+    started: Option<Instant>,
+}
+
+impl MethodLines {
+    fn callback(mut self) -> impl FnMut(Method, MethodEvent<'_>) {
+        move |method, event| match event {
+            MethodEvent::Start { individuals } => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                    .with_style(
+                        ProgressStyle::with_template(
+                            "{prefix:>12.bold} {spinner} {msg} ({elapsed})",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                bar.set_prefix(method.name());
+                bar.set_message(format!("{individuals} rejected test individuals"));
+                if bar.is_hidden() {
+                    eprintln!(
+                        "{:>12} running on {individuals} rejected test individuals",
+                        method.name()
+                    );
+                } else {
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                }
+                self.bar = Some(bar);
+                self.started = Some(Instant::now());
+            }
+            MethodEvent::Done(s) => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                let secs = self
+                    .started
+                    .take()
+                    .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                eprintln!(
+                    "{:>12} cost x100 {:.2}, coverage {:.2} %, validity {:.2} %, {:.2} actions, \
+                     {:.1} µs per individual ({secs:.1} s)",
+                    method.name(),
+                    s.cost_x100,
+                    s.coverage_pct,
+                    s.validity_pct,
+                    s.mean_actions,
+                    s.us_per_individual
+                );
+            }
+        }
+    }
+}
+
+/// The summaries over the seeds collected so far.
+fn summarize(collected: &Collected) -> Results {
+    collected
+        .iter()
+        .map(|(setting, methods)| {
+            let m = methods
+                .iter()
+                .map(|(method, scores)| (method.name().to_owned(), MethodSummary::of(scores)))
+                .collect();
+            (setting.clone(), m)
+        })
+        .collect()
+}
+
+/// The feature names of a setting.
+fn feature_names(ctx: &Report<'_>, setting: &str) -> Vec<&'static str> {
+    ctx.settings
+        .iter()
+        .find(|s| s.name == setting)
+        .map(|s| s.dataset.feature_names().to_vec())
+        .unwrap_or_default()
+}
+
+/// `results.json`: the summaries (setting -> method -> figures), each method with its feature
+/// names and the seeds it covers next to the figures.
+fn results_json(ctx: &Report<'_>, collected: &Collected) -> serde_json::Value {
+    let results = summarize(collected);
+    let mut value = serde_json::to_value(&results).unwrap_or_default();
+    if let Some(settings) = value.as_object_mut() {
+        for (setting, methods) in settings.iter_mut() {
+            let names = feature_names(ctx, setting);
+            let Some(methods) = methods.as_object_mut() else {
+                continue;
+            };
+            for (method, summary) in methods.iter_mut() {
+                let seeds = collected
+                    .get(setting)
+                    .and_then(|m| m.iter().find(|(k, _)| k.name() == method))
+                    .map_or(0, |(_, v)| v.len());
+                if let Some(obj) = summary.as_object_mut() {
+                    obj.insert("feature_names".into(), serde_json::json!(names));
+                    obj.insert(
+                        "seeds".into(),
+                        serde_json::json!(&ctx.seeds[..seeds.min(ctx.seeds.len())]),
+                    );
+                }
+            }
+        }
+    }
+    value
+}
+
+fn write_outputs(
+    dir: &std::path::Path,
+    ctx: &Report<'_>,
+    collected: &Collected,
+    complete: bool,
+) -> anyhow::Result<()> {
+    let json_path = dir.join("results.json");
+    let mut json = serde_json::to_string_pretty(&results_json(ctx, collected))?;
+    json.push('\n');
+    write_atomic(&json_path, json.as_bytes())
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let md_path = dir.join("RESULTS.md");
+    write_atomic(
+        &md_path,
+        results_document(ctx, collected, complete).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", md_path.display()))?;
+    Ok(())
+}
+
+/// What the command prints: the table, the targets, the preferences and per setting the
+/// intervention rates and histograms.
+fn console_report(ctx: &Report<'_>, collected: &Collected) -> String {
+    let results = summarize(collected);
+    let mut s = results_markdown(&results);
+    s += "\n";
+    s += &targets_section(&results);
+    s += &preferences_section(ctx, &results);
+    s += &details_section(ctx, &results);
+    s
+}
+
+/// `RESULTS.md`.
+fn results_document(ctx: &Report<'_>, collected: &Collected, complete: bool) -> String {
+    let results = summarize(collected);
+    let mut s = String::from("# Results: CARMA against the oracle and the baselines\n\n");
+    if !complete {
+        let finished: usize = collected
+            .values()
+            .map(|m| m.values().map(Vec::len).max().unwrap_or(0))
+            .sum();
+        let _ = writeln!(
+            s,
+            "**Partial:** {finished} of {} setting × seed runs finished so far.\n",
+            ctx.settings.len() * ctx.seeds.len()
+        );
+    }
+    let _ = writeln!(s, "Command:\n\n```\n{}\n```\n", ctx.command);
+    let _ = writeln!(
+        s,
+        "Machine: {} logical CPUs (`nproc`), {}. Started {}, written {}.\n",
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        cpu_model(),
+        ctx.started,
+        utc_now()
+    );
+    let _ = writeln!(
+        s,
+        "Protocol (SPEC section 8): per setting and seed, the classifier, the causal flow and \
+         CARMA are trained on simulated data ({}{}); every method then recommends for the same \
+         rejected test individuals ({}). Figures are mean ± standard deviation (population) over \
+         seeds {}. Coverage counts counterfactuals the classifier accepts; causal validity applies \
+         the recommended values of the intervened features as hard interventions to the true SCM \
+         and counts those the classifier accepts. Oracle and optimizer ran on {} threads.\n",
+        if ctx.opts.tiny {
+            "the tiny smoke-test configuration, not the paper's"
+        } else {
+            "the paper's configuration"
+        },
+        if ctx.opts.epochs_scale == 1.0 {
+            String::new()
+        } else {
+            format!(", epoch budgets × {}", ctx.opts.epochs_scale)
+        },
+        ctx.opts
+            .max_individuals
+            .map_or("all of them".to_owned(), |m| format!(
+                "at most {m} per seed"
+            )),
+        seed_list(&ctx.seeds),
+        ctx.opts.threads,
+    );
+    s += "## Table\n\n";
+    s += &results_markdown(&results);
+    s += "\n";
+    s += &targets_section(&results);
+    s += &preferences_section(ctx, &results);
+    s += &details_section(ctx, &results);
+    s
+}
+
+fn seed_list(seeds: &[u64]) -> String {
+    match seeds {
+        [] => "none".into(),
+        [one] => one.to_string(),
+        [first, .., last] if last.wrapping_sub(*first) + 1 == seeds.len() as u64 => {
+            format!("{first} to {last}")
+        }
+        _ => seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// CARMA against the issue's targets, per setting.
+fn targets_section(results: &Results) -> String {
+    let mut s = format!(
+        "## Targets\n\nCARMA coverage ≥ {TARGET_COVERAGE_PCT} %, causal validity ≥ \
+         {TARGET_VALIDITY_PCT} %, cost ≤ {TARGET_COST_RATIO:.2} × the oracle's on the same \
+         individuals (means over seeds). Each method's cost x100 averages over every \
+         individual scored, covered or not, so read it next to the coverage.\n\n\
+         | dataset | coverage % | validity % | cost / oracle |\n|---|---|---|---|\n"
+    );
+    let mut any = false;
+    for (setting, methods) in results {
+        let Some(carma) = methods.get(Method::Carma.name()) else {
+            continue;
+        };
+        any = true;
+        let pct = |v: f64, target: f64| {
+            let margin = v - target;
+            if margin >= 0.0 {
+                format!("{v:.2}: met (+{margin:.2} points)")
+            } else {
+                format!("{v:.2}: **missed** by {:.2} points", -margin)
+            }
+        };
+        let cost = match methods.get(Method::Oracle.name()) {
+            None => "not checked (oracle not run)".to_owned(),
+            Some(o) if o.cost_x100.mean <= 0.0 => format!(
+                "oracle cost x100 is {:.2}: ratio undefined (CARMA {:.2})",
+                o.cost_x100.mean, carma.cost_x100.mean
+            ),
+            Some(o) => {
+                let ratio = carma.cost_x100.mean / o.cost_x100.mean;
+                if ratio <= TARGET_COST_RATIO {
+                    format!(
+                        "{ratio:.3} ({:.2} vs {:.2}): met ({:.3} below {TARGET_COST_RATIO:.2})",
+                        carma.cost_x100.mean,
+                        o.cost_x100.mean,
+                        TARGET_COST_RATIO - ratio
+                    )
+                } else {
+                    format!(
+                        "{ratio:.3} ({:.2} vs {:.2}): **missed** by {:.3} ({:.1} % over the oracle)",
+                        carma.cost_x100.mean,
+                        o.cost_x100.mean,
+                        ratio - TARGET_COST_RATIO,
+                        100.0 * (ratio - 1.0)
+                    )
+                }
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {setting} | {} | {} | {cost} |",
+            pct(carma.coverage_pct.mean, TARGET_COVERAGE_PCT),
+            pct(carma.validity_pct.mean, TARGET_VALIDITY_PCT),
+        );
+    }
+    if !any {
+        s += "| (CARMA not run) | | | |\n";
+    }
+    s += "\n";
+    s
+}
+
+/// Loan unweighted and weighted side by side: per feature, % of individuals intervened on it and
+/// its share of all interventions.
+fn preferences_section(ctx: &Report<'_>, results: &Results) -> String {
+    let (Some(plain), Some(weighted)) = (results.get("loan"), results.get("loan-weighted")) else {
+        return String::new();
+    };
+    let names = Dataset::Loan.feature_names();
+    let weights = ctx
+        .settings
+        .iter()
+        .find(|s| s.name == "loan-weighted")
+        .and_then(|s| s.weights.clone())
+        .unwrap_or_default();
+    let mut s = String::from(
+        "## Preferences: Loan unweighted and weighted\n\nPer feature: % of individuals \
+         intervened on it (its share of all interventions in parentheses).\n\n",
+    );
+    let both: Vec<Method> = Method::ALL
+        .into_iter()
+        .filter(|m| plain.contains_key(m.name()) && weighted.contains_key(m.name()))
+        .collect();
+    s += "| feature | weight |";
+    for m in &both {
+        let _ = write!(s, " {0} loan | {0} loan-weighted |", m.name());
+    }
+    s += "\n|---|---|";
+    s += &"---|---|".repeat(both.len());
+    s += "\n";
+    for (k, name) in names.iter().enumerate() {
+        let w = weights.get(k).map_or("1".to_owned(), |w| format!("{w}"));
+        let _ = write!(s, "| {name} | {w} |");
+        for m in &both {
+            for r in [&plain[m.name()], &weighted[m.name()]] {
+                let _ = write!(s, " {} |", rate_cell(r, k));
+            }
+        }
+        s += "\n";
+    }
+    s += "\n";
+    s
+}
+
+/// `% of individuals (share of interventions)` for feature `k`.
+fn rate_cell(r: &MethodSummary, k: usize) -> String {
+    let rate = r.feature_rates.get(k).copied().unwrap_or(0.0);
+    let total: f64 = r.feature_rates.iter().sum();
+    if total > 0.0 {
+        format!("{:.1} ({:.1})", 100.0 * rate, 100.0 * rate / total)
+    } else {
+        format!("{:.1} (-)", 100.0 * rate)
+    }
+}
+
+/// Per setting: intervention rates per feature and method, and the number of intervened
+/// features per individual.
+fn details_section(ctx: &Report<'_>, results: &Results) -> String {
+    let mut s = String::from("## Interventions per setting\n\n");
+    for (setting, methods) in results {
+        let names = feature_names(ctx, setting);
+        let present: Vec<(&str, &MethodSummary)> = Method::ALL
+            .iter()
+            .filter_map(|m| methods.get(m.name()).map(|r| (m.name(), r)))
+            .collect();
+        let header = |first: &str| {
+            let mut h = format!("| {first} |");
+            for (m, _) in &present {
+                let _ = write!(h, " {m} |");
+            }
+            h += "\n|---|";
+            h += &"---|".repeat(present.len());
+            h + "\n"
+        };
+        let _ = writeln!(
+            s,
+            "### {setting}\n\nPer feature, % of individuals intervened on it (share of all \
+             interventions):\n"
+        );
+        s += &header("feature");
+        for (k, name) in names.iter().enumerate() {
+            let _ = write!(s, "| {name} |");
+            for (_, r) in &present {
+                let _ = write!(s, " {} |", rate_cell(r, k));
+            }
+            s += "\n";
+        }
+        s += "\nIntervened features per individual, % of individuals (all seeds):\n\n";
+        s += &header("features");
+        for k in 0..=names.len() {
+            let _ = write!(s, "| {k} |");
+            for (_, r) in &present {
+                let total: usize = r.actions_histogram.iter().sum();
+                let c = r.actions_histogram.get(k).copied().unwrap_or(0);
+                let _ = write!(s, " {:.1} ({c}) |", 100.0 * c as f64 / total.max(1) as f64);
+            }
+            s += "\n";
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// The command as typed, `carma` for the program, shell-quoted where needed.
+fn command_line() -> String {
+    std::iter::once("carma".to_owned())
+        .chain(std::env::args().skip(1).map(|a| shell_quote(&a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(a: &str) -> String {
+    let plain = !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./,=:+@%".contains(c));
+    if plain {
+        a.to_owned()
+    } else {
+        format!("'{}'", a.replace('\'', r"'\''"))
+    }
+}
+
+/// The CPU model from /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "CPU model unknown".to_owned())
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 #[cfg(test)]
@@ -254,17 +660,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mean_std_is_the_sample_standard_deviation() {
-        assert_eq!(mean_std(&[2.0]), (2.0, 0.0));
-        let (m, s) = mean_std(&[1.0, 3.0]);
-        assert_eq!(m, 2.0);
-        assert!((s - 2f64.sqrt()).abs() < 1e-12);
+    fn settings_expand_all_and_keep_each_once() {
+        let s = settings(&["all".into()]).unwrap();
+        assert_eq!(s.len(), 8);
+        assert_eq!(s[7].name, "loan-weighted");
+        let s = settings(&["loan".into(), "loan-weighted".into(), "LOAN".into()]).unwrap();
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["loan", "loan-weighted"]);
+        assert!(s[1].weights.is_some() && s[0].weights.is_none());
     }
 
     #[test]
-    fn datasets_accepts_all_or_one_name() {
-        assert_eq!(datasets("all").unwrap().len(), 7);
-        assert_eq!(datasets("Loan").unwrap(), [Dataset::Loan]);
-        assert!(datasets("mortgage").is_err());
+    fn methods_come_once_in_table_order() {
+        let m = methods(&[MethodArg::Carma, MethodArg::Oracle, MethodArg::Carma]);
+        assert_eq!(m, [Method::Oracle, Method::Carma]);
+    }
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_783), (2026, 11, 26));
+    }
+
+    #[test]
+    fn seed_lists_and_quoting() {
+        assert_eq!(seed_list(&[0, 1, 2]), "0 to 2");
+        assert_eq!(seed_list(&[4]), "4");
+        assert_eq!(seed_list(&[1, 5]), "1, 5");
+        assert_eq!(shell_quote("--dataset"), "--dataset");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    fn summary(cost: f64, coverage: f64, validity: f64) -> MethodSummary {
+        let s = Scores {
+            cost_x100: cost,
+            coverage_pct: coverage,
+            mean_actions: 1.0,
+            mean_prob: 0.7,
+            us_per_individual: 3.0,
+            validity_pct: validity,
+            n_test: 10,
+            feature_rates: vec![0.5, 0.25, 0.0, 0.25],
+            actions_histogram: vec![0, 10, 0, 0, 0],
+        };
+        MethodSummary::of(&[s])
+    }
+
+    #[test]
+    fn targets_report_met_and_missed_with_margins() {
+        let mut r = Results::new();
+        let m = r.entry("chain-lin".into()).or_default();
+        m.insert("oracle".into(), summary(10.0, 100.0, 100.0));
+        m.insert("carma".into(), summary(12.0, 99.8, 98.5));
+        let t = targets_section(&r);
+        assert!(t.contains("99.80: met (+0.30 points)"), "{t}");
+        assert!(t.contains("98.50: **missed** by 1.00 points"), "{t}");
+        assert!(
+            t.contains("1.200 (12.00 vs 10.00): **missed** by 0.100"),
+            "{t}"
+        );
+        r.get_mut("chain-lin").unwrap().remove("oracle");
+        assert!(targets_section(&r).contains("not checked (oracle not run)"));
+    }
+
+    #[test]
+    fn rate_cells_give_the_rate_and_the_share() {
+        let r = summary(1.0, 100.0, 100.0);
+        assert_eq!(rate_cell(&r, 0), "50.0 (50.0)");
+        assert_eq!(rate_cell(&r, 2), "0.0 (0.0)");
     }
 }

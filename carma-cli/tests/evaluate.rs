@@ -1,0 +1,235 @@
+//! `carma evaluate` driven as a user would: tiny (`--fast`) runs of one seed on a few rejected
+//! individuals, the files it writes, and its usage errors.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The figures every method must carry in results.json (issue 4).
+const REQUIRED: [&str; 6] = [
+    "cost_x100",
+    "coverage_pct",
+    "mean_actions",
+    "mean_prob",
+    "us_per_individual",
+    "validity_pct",
+];
+
+/// A fresh directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("carma-eval-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.0.join(name)).unwrap()
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn carma(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_carma"))
+        .args(args)
+        .output()
+        .expect("the carma binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        text(&o.stderr),
+        text(&o.stdout)
+    );
+    o
+}
+
+/// A usage error (exit 2), returning standard error.
+fn usage_error(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", text(&o.stderr));
+    text(&o.stderr)
+}
+
+#[test]
+fn fast_evaluate_writes_results_json_and_results_md_for_the_requested_methods() {
+    let dir = TempDir::new("all-methods");
+    let out = dir.0.to_str().unwrap();
+    let args = [
+        "evaluate",
+        "--dataset",
+        "chain-lin",
+        "--seeds",
+        "1",
+        "--first-seed",
+        "4",
+        "--methods",
+        "carma,oracle,optimizer,dice-vae",
+        "--max-individuals",
+        "6",
+        "--fast",
+        "--jobs",
+        "2",
+        "--out",
+        out,
+    ];
+    let o = ok(carma(&args));
+    let stdout = text(&o.stdout);
+    assert_eq!(dir.entries(), ["RESULTS.md", "results.json"]);
+
+    let v: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
+    let settings = v.as_object().unwrap();
+    assert_eq!(settings.keys().collect::<Vec<_>>(), ["chain-lin"]);
+    let methods = settings["chain-lin"].as_object().unwrap();
+    let mut names: Vec<&str> = methods.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["carma", "dice-vae", "optimizer", "oracle"]);
+    for (method, r) in methods {
+        for key in REQUIRED {
+            assert!(r[key]["mean"].is_number(), "{method}.{key}: {r}");
+            // One seed: no spread.
+            assert_eq!(r[key]["std"].as_f64(), Some(0.0), "{method}.{key}");
+        }
+        let n = r["n_test"].as_u64().unwrap();
+        assert!((1..=6).contains(&n), "{method}: n_test {n}");
+        assert_eq!(r["feature_names"].as_array().unwrap().len(), 4);
+        assert_eq!(r["feature_rates"].as_array().unwrap().len(), 4);
+        let hist: u64 = r["actions_histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .sum();
+        assert_eq!(hist, n, "{method}: every individual counted once");
+        assert_eq!(r["seeds"], serde_json::json!([4]));
+    }
+    // Every method scored the same individuals.
+    let n = methods["carma"]["n_test"].clone();
+    assert!(methods.values().all(|r| r["n_test"] == n));
+    // The oracle searches the true SCM: what it accepts is causally valid.
+    let oracle = &methods["oracle"];
+    assert_eq!(
+        oracle["coverage_pct"]["mean"],
+        oracle["validity_pct"]["mean"]
+    );
+
+    let md = dir.read("RESULTS.md");
+    assert!(
+        md.contains(&format!("carma {}", args.join(" "))),
+        "the exact command:\n{md}"
+    );
+    assert!(md.contains("logical CPUs (`nproc`)") && md.contains(" UTC"));
+    for m in ["oracle", "optimizer", "dice-vae", "carma"] {
+        let row = format!("| chain-lin | {m} |");
+        assert!(md.contains(&row), "{row} missing from\n{md}");
+        assert!(stdout.contains(&row), "{row} missing from stdout\n{stdout}");
+    }
+    assert!(!md.contains("Partial"), "a finished run is not partial");
+    for section in [
+        "## Targets",
+        "## Interventions per setting",
+        "### chain-lin",
+    ] {
+        assert!(md.contains(section), "{section} missing from\n{md}");
+    }
+    // The targets row of chain-lin compares CARMA's cost with the oracle's.
+    let targets = md
+        .lines()
+        .find(|l| l.starts_with("| chain-lin |") && l.contains("met") && l.contains(" vs "))
+        .unwrap_or_else(|| panic!("no targets row in\n{md}"));
+    assert!(!targets.contains("not checked"), "{targets}");
+    // Per-feature rates name the dataset's features.
+    assert!(md.contains("| x_s |") && md.contains("| x_3 |"), "{md}");
+    // Progress goes to standard error, per method.
+    let err = text(&o.stderr);
+    assert!(err.contains("chain-lin, seed 4"), "{err}");
+    assert!(err.contains("dice-vae") && err.contains("µs per individual"));
+}
+
+#[test]
+fn fast_loan_and_loan_weighted_are_compared_side_by_side() {
+    let dir = TempDir::new("loan");
+    let o = ok(carma(&[
+        "evaluate",
+        "--dataset",
+        "loan,loan-weighted",
+        "--seeds",
+        "1",
+        "--methods",
+        "carma",
+        "--max-individuals",
+        "8",
+        "--fast",
+        "--out",
+        dir.0.to_str().unwrap(),
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
+    for setting in ["loan", "loan-weighted"] {
+        let r = &v[setting]["carma"];
+        assert!(r["cost_x100"]["mean"].is_number(), "{setting}: {v}");
+        assert_eq!(r["feature_names"][2], "education");
+        assert!(
+            v[setting].get("oracle").is_none(),
+            "only the methods asked for"
+        );
+    }
+    let md = dir.read("RESULTS.md");
+    assert!(
+        md.contains("## Preferences: Loan unweighted and weighted"),
+        "{md}"
+    );
+    assert!(md.contains("carma loan | carma loan-weighted |"), "{md}");
+    // Education carries weight 3 in the weighted setting.
+    assert!(md.contains("| education | 3 |"), "{md}");
+    assert!(md.contains("not checked (oracle not run)"), "{md}");
+    assert!(text(&o.stdout).contains("## Preferences"));
+}
+
+#[test]
+fn unknown_dataset_or_method_is_a_usage_error_naming_the_valid_ones() {
+    let err = usage_error(carma(&["evaluate", "--dataset", "mortgage", "--fast"]));
+    assert!(err.contains("mortgage"), "{err}");
+    for name in ["triangle-lin", "chain-nlin", "loan", "loan-weighted", "all"] {
+        assert!(err.contains(name), "{name} missing from {err}");
+    }
+    let err = usage_error(carma(&[
+        "evaluate",
+        "--dataset",
+        "loan",
+        "--methods",
+        "carma,dice",
+    ]));
+    assert!(err.contains("dice"), "{err}");
+    for name in ["oracle", "optimizer", "dice-vae", "carma"] {
+        assert!(err.contains(name), "{name} missing from {err}");
+    }
+    let err = usage_error(carma(&["evaluate", "--epochs-scale", "0"]));
+    assert!(err.contains("positive"), "{err}");
+    let err = usage_error(carma(&["evaluate", "--seeds", "0"]));
+    assert!(err.contains("--seeds"), "{err}");
+}
