@@ -100,7 +100,7 @@ fn fast_evaluate_writes_results_json_and_results_md_for_the_requested_methods() 
     ];
     let o = ok(carma(&args));
     let stdout = text(&o.stdout);
-    assert_eq!(dir.entries(), ["RESULTS.md", "results.json"]);
+    assert_eq!(dir.entries(), ["RESULTS.md", "results.json", "runs.json"]);
 
     let v: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
     let settings = v.as_object().unwrap();
@@ -208,6 +208,61 @@ fn fast_loan_and_loan_weighted_are_compared_side_by_side() {
     assert!(md.contains("| education | 3 |"), "{md}");
     assert!(md.contains("not checked (oracle not run)"), "{md}");
     assert!(text(&o.stdout).contains("## Preferences"));
+}
+
+#[test]
+fn resume_runs_only_the_missing_methods_and_refuses_other_options() {
+    let dir = TempDir::new("resume");
+    let out = dir.0.to_str().unwrap();
+    let base = [
+        "evaluate",
+        "--dataset",
+        "triangle-lin",
+        "--seeds",
+        "1",
+        "--max-individuals",
+        "4",
+        "--fast",
+        "--out",
+        out,
+    ];
+    let first = ok(carma(&[&base[..], &["--methods", "carma"]].concat()));
+    assert!(text(&first.stderr).contains("carma running"));
+    let carma_first: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
+    let second = ok(carma(
+        &[&base[..], &["--methods", "carma,oracle", "--resume"]].concat(),
+    ));
+    let err = text(&second.stderr);
+    assert!(err.contains("oracle running"), "{err}");
+    assert!(
+        !err.contains("carma running"),
+        "CARMA's scores are reused: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
+    assert_eq!(
+        v["triangle-lin"]["carma"],
+        carma_first["triangle-lin"]["carma"]
+    );
+    assert!(v["triangle-lin"]["oracle"]["cost_x100"]["mean"].is_number());
+    // Everything present: nothing is trained again.
+    let third = ok(carma(
+        &[&base[..], &["--methods", "oracle", "--resume"]].concat(),
+    ));
+    assert!(text(&third.stderr).contains("scores reused"));
+    // Scores made with other options are not mixed in.
+    let o = carma(
+        &[
+            &base[..7],
+            &["--out", out, "--methods", "carma", "--resume"],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("other options"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

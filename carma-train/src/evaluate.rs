@@ -33,7 +33,7 @@ pub struct Recommendations {
 }
 
 /// One method's figures on one seed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {
     /// Mean cost x100.
     pub cost_x100: f64,

@@ -109,9 +109,32 @@ pub struct Args {
     /// Threads for the oracle and the optimizer (default: every core).
     #[arg(long)]
     pub jobs: Option<NonZeroUsize>,
-    /// Directory for results.json and RESULTS.md (written atomically after every seed).
+    /// Directory for results.json, RESULTS.md and runs.json (every seed's scores), written
+    /// atomically after every seed.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --out: reuse the scores in DIR/runs.json of an earlier run with the same --fast,
+    /// --epochs-scale and --max-individuals; train and run only the seeds and methods missing.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+}
+
+/// The options that make scores comparable across runs (`runs.json`).
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+struct RunOptions {
+    fast: bool,
+    epochs_scale: f64,
+    max_individuals: Option<usize>,
+}
+
+/// Every seed's scores: setting -> seed -> method name -> scores.
+type SeedScores = BTreeMap<String, BTreeMap<u64, BTreeMap<String, Scores>>>;
+
+/// `runs.json`: the options and every seed's scores.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Runs {
+    options: RunOptions,
+    runs: SeedScores,
 }
 
 /// The settings `--dataset` names, each once, in the order given (`all` expanded).
@@ -180,30 +203,74 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
+    let mut store = Runs {
+        options: RunOptions {
+            fast: opts.tiny,
+            epochs_scale: opts.epochs_scale,
+            max_individuals: opts.max_individuals,
+        },
+        runs: BTreeMap::new(),
+    };
+    if let (true, Some(dir)) = (args.resume, &args.out) {
+        store.runs = previous_runs(dir, &store.options)?;
+    }
     let total = settings.len() * ctx.seeds.len();
     let mut collected = Collected::new();
     let mut done = 0;
     for setting in &settings {
         for &seed in &ctx.seeds {
             done += 1;
-            eprintln!(
-                "== [{done}/{total}] {}, seed {seed}: training",
-                setting.name
-            );
-            let runs = evaluate_seed_with(
-                setting,
-                seed,
-                &opts,
-                &mut Bars::new(),
-                &mut MethodLines::default().callback(),
-            )
-            .with_context(|| format!("{}, seed {seed}", setting.name))?;
+            let have = store
+                .runs
+                .entry(setting.name.clone())
+                .or_default()
+                .entry(seed)
+                .or_default();
+            let missing: Vec<Method> = opts
+                .methods
+                .iter()
+                .copied()
+                .filter(|m| !have.contains_key(m.name()))
+                .collect();
+            if missing.is_empty() {
+                eprintln!(
+                    "== [{done}/{total}] {}, seed {seed}: scores reused from runs.json",
+                    setting.name
+                );
+            } else {
+                eprintln!(
+                    "== [{done}/{total}] {}, seed {seed}: training",
+                    setting.name
+                );
+                let seed_opts = EvalOptions {
+                    methods: missing,
+                    ..opts.clone()
+                };
+                let runs = evaluate_seed_with(
+                    setting,
+                    seed,
+                    &seed_opts,
+                    &mut Bars::new(),
+                    &mut MethodLines::default().callback(),
+                )
+                .with_context(|| format!("{}, seed {seed}", setting.name))?;
+                for (method, scores) in runs {
+                    have.insert(method.name().to_owned(), scores);
+                }
+            }
             let per = collected.entry(setting.name.clone()).or_default();
-            for (method, scores) in runs {
-                per.entry(method).or_default().push(scores);
+            for &method in &opts.methods {
+                if let Some(scores) = have.get(method.name()) {
+                    per.entry(method).or_default().push(scores.clone());
+                }
             }
             if let Some(dir) = &args.out {
                 write_outputs(dir, &ctx, &collected, done == total)?;
+                let path = dir.join("runs.json");
+                let mut json = serde_json::to_string_pretty(&store)?;
+                json.push('\n');
+                write_atomic(&path, json.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
     }
@@ -216,6 +283,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The scores of an earlier run in `dir/runs.json` (none when the file is absent); refused when
+/// they were made with other options.
+fn previous_runs(dir: &std::path::Path, options: &RunOptions) -> anyhow::Result<SeedScores> {
+    let path = dir.join("runs.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let old: Runs = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a runs file of carma evaluate", path.display()))?;
+    anyhow::ensure!(
+        old.options == *options,
+        "{}: made with other options ({:?}, now {:?}); use another --out or drop --resume",
+        path.display(),
+        old.options,
+        options
+    );
+    Ok(old.runs)
 }
 
 /// One spinner per method while it runs, then a line with its scores (plain lines without a
