@@ -13,6 +13,7 @@ pub mod data;
 pub mod evaluate;
 pub mod export;
 pub mod flow;
+pub mod golden;
 pub mod graph;
 pub mod import;
 pub mod io;
