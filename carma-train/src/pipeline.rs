@@ -432,6 +432,22 @@ impl Trained {
         }
     }
 
+    /// Scores CARMA on the individuals of `x_test` (original units) that the
+    /// classifier rejects, and stores the figures in the bundle metrics.
+    pub fn record_test_metrics(
+        &mut self,
+        x_test: &Array2<f64>,
+    ) -> Result<CarmaTestMetrics, PipelineError> {
+        let test_std = self.scaler.transform(x_test.view())?;
+        let x_rej = test_std.select(Axis(0), &rejected(&self.classifier, &test_std));
+        let m = self.carma_metrics(&x_rej);
+        self.metrics.n_test = u32::try_from(m.n).unwrap_or(u32::MAX);
+        self.metrics.carma_coverage = Some(m.coverage as f32);
+        self.metrics.carma_cost = Some(m.cost as f32);
+        self.metrics.carma_mean_actions = Some(m.mean_actions as f32);
+        Ok(m)
+    }
+
     /// The bundle description of this model.
     pub fn bundle_spec(&self) -> BundleSpec {
         let (flow_dims, flow_layers) = self.flow.to_flow_spec_params();
@@ -553,13 +569,7 @@ pub fn train_simulated(
         carma,
         metrics: fitted.metrics,
     };
-    let test_std = trained.scaler.transform(test.x.view())?;
-    let x_test_rej = test_std.select(Axis(0), &rejected(&trained.classifier, &test_std));
-    let m = trained.carma_metrics(&x_test_rej);
-    trained.metrics.n_test = u32::try_from(m.n).unwrap_or(u32::MAX);
-    trained.metrics.carma_coverage = Some(m.coverage as f32);
-    trained.metrics.carma_cost = Some(m.cost as f32);
-    trained.metrics.carma_mean_actions = Some(m.mean_actions as f32);
+    let m = trained.record_test_metrics(&test.x)?;
     progress.done(
         Stage::Carma,
         &format!(
@@ -627,13 +637,7 @@ pub fn train_on_table(
         carma,
         metrics: fitted.metrics,
     };
-    let test_std = trained.scaler.transform(splits[2].x.view())?;
-    let x_test_rej = test_std.select(Axis(0), &rejected(&trained.classifier, &test_std));
-    let m = trained.carma_metrics(&x_test_rej);
-    trained.metrics.n_test = u32::try_from(m.n).unwrap_or(u32::MAX);
-    trained.metrics.carma_coverage = Some(m.coverage as f32);
-    trained.metrics.carma_cost = Some(m.cost as f32);
-    trained.metrics.carma_mean_actions = Some(m.mean_actions as f32);
+    let m = trained.record_test_metrics(&splits[2].x)?;
     progress.done(
         Stage::Carma,
         &format!(
