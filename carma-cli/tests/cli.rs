@@ -10,10 +10,10 @@ use carma_core::{Bundle, FeatureSet};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
 
-/// A model with CARMA networks, committed with the core's freestanding proof (7 features
+/// A model with CARMA networks, hand-built with random weights by the core's fixture example (7 features
 /// `x0..x6`, `x2` binary).
 fn carma_fixture() -> PathBuf {
-    Path::new(FIXTURES).join("freestanding/bundle.carma")
+    Path::new(FIXTURES).join("cli/handmade.carma")
 }
 
 fn reference_json() -> PathBuf {
