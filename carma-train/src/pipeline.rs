@@ -171,6 +171,17 @@ pub enum PipelineError {
     /// The model could not be exported.
     #[error("export: {0}")]
     Export(#[from] ExportError),
+    /// A model file given for its classifier could not be read.
+    #[error("the classifier's model file: {0}")]
+    Bundle(carma_core::error::Error),
+    /// A brought classifier was trained on other features.
+    #[error("the classifier's model has features {found:?} but the graph has {expected:?}")]
+    ClassifierFeatures {
+        /// The graph's feature names.
+        expected: Vec<String>,
+        /// The classifier model's feature names.
+        found: Vec<String>,
+    },
     /// The table has no label column, so no classifier can be trained.
     #[error("the data has no label column: the classifier needs one")]
     NoLabels,
@@ -190,6 +201,69 @@ pub enum PipelineError {
         /// The weights given.
         found: Vec<f64>,
     },
+}
+
+/// A classifier brought from another model file (issue 5, `carma fit
+/// --classifier`): used as it is, frozen, with the scaler it was trained on,
+/// which then becomes the scaler every stage shares.
+#[derive(Debug, Clone)]
+pub struct FixedClassifier {
+    /// The classifier.
+    pub classifier: Classifier,
+    /// The standardization its inputs need.
+    pub scaler: Scaler,
+    /// Its feature names, in column order.
+    pub names: Vec<String>,
+}
+
+impl FixedClassifier {
+    /// Reads the classifier and the scaler of a bundle (validated by `carma-core`).
+    pub fn from_bundle(bytes: &[u8]) -> Result<Self, PipelineError> {
+        let bundle = carma_core::bundle::Bundle::new(bytes).map_err(PipelineError::Bundle)?;
+        let wire = bundle.wire();
+        let f32s = |b: &[u8]| -> Vec<f64> {
+            b.chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
+        };
+        let dims: Vec<usize> = wire
+            .classifier
+            .dims
+            .chunks_exact(2)
+            .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])))
+            .collect();
+        let params = f32s(wire.classifier.params);
+        let mut rest = params.as_slice();
+        let mut layers = Vec::with_capacity(dims.len().saturating_sub(1));
+        for w in dims.windows(2) {
+            let (n_in, n_out) = (w[0], w[1]);
+            let (weights, tail) = rest.split_at((n_in * n_out).min(rest.len()));
+            let (bias, tail) = tail.split_at(n_out.min(tail.len()));
+            rest = tail;
+            let weights = Array2::from_shape_vec((n_out, n_in), weights.to_vec())
+                .map_err(|_| PipelineError::Classifier(ClassifierError::BadNet))?;
+            layers.push(crate::nn::Dense::from_parts(
+                weights,
+                Array1::from(bias.to_vec()),
+            ));
+        }
+        let relu = wire.classifier.hidden == carma_core::format::Activation::Relu;
+        if layers.is_empty() || !(relu || layers.len() == 1) {
+            return Err(PipelineError::Classifier(ClassifierError::BadNet));
+        }
+        let net = crate::nn::Mlp::from_layers(layers, Activation::Relu, Activation::Identity);
+        let classifier = Classifier::from_net(net)?;
+        let scaler = Scaler::from_parts(
+            Array1::from(f32s(wire.scaler.mean)),
+            Array1::from(f32s(wire.scaler.std)),
+        )?;
+        let names = wire.features.names.split('\n').map(str::to_owned).collect();
+        Ok(Self {
+            classifier,
+            scaler,
+            names,
+        })
+    }
 }
 
 /// A trained model: what the bundle holds, in the trainer's f64 form.
@@ -290,12 +364,48 @@ fn fit_classifier_and_flow(
     graph: &CausalGraph,
     clf_splits: &[Table; 3],
     flow_splits: &[Table; 3],
+    fixed: Option<&FixedClassifier>,
     cfg: &PipelineConfig,
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
-    let scaler = Scaler::fit(flow_splits[0].x.view())?;
+    let scaler = match fixed {
+        Some(f) => f.scaler.clone(),
+        None => Scaler::fit(flow_splits[0].x.view())?,
+    };
     let std = |t: &Table| scaler.transform(t.x.view());
 
+    let (classifier, accuracy) = match fixed {
+        Some(f) => {
+            let accuracy = match clf_splits[2].y() {
+                Some(y) => Some(f.classifier.accuracy(&std(&clf_splits[2])?, y)),
+                None => None,
+            };
+            progress.done(Stage::Classifier, "brought from a model file, not trained");
+            (f.classifier.clone(), accuracy)
+        }
+        None => {
+            let (c, a) = train_classifier(clf_splits, &scaler, cfg, progress)?;
+            (c, Some(a))
+        }
+    };
+    fit_flow(
+        graph,
+        flow_splits,
+        scaler,
+        classifier,
+        accuracy,
+        cfg,
+        progress,
+    )
+}
+
+fn train_classifier(
+    clf_splits: &[Table; 3],
+    scaler: &Scaler,
+    cfg: &PipelineConfig,
+    progress: &mut dyn Progress,
+) -> Result<(Classifier, f64), PipelineError> {
+    let std = |t: &Table| scaler.transform(t.x.view());
     progress.stage(Stage::Classifier, cfg.classifier.epochs);
     let clf_cfg = ClassifierConfig {
         seed: derive_seed(cfg.seed, 11),
@@ -319,7 +429,19 @@ fn fit_classifier_and_flow(
             100.0 * accuracy
         ),
     );
+    Ok((classifier, accuracy))
+}
 
+fn fit_flow(
+    graph: &CausalGraph,
+    flow_splits: &[Table; 3],
+    scaler: Scaler,
+    classifier: Classifier,
+    accuracy: Option<f64>,
+    cfg: &PipelineConfig,
+    progress: &mut dyn Progress,
+) -> Result<Fitted, PipelineError> {
+    let std = |t: &Table| scaler.transform(t.x.view());
     progress.stage(Stage::Flow, cfg.flow.epochs);
     let flow_cfg = FlowConfig {
         seed: derive_seed(cfg.seed, 12),
@@ -349,7 +471,7 @@ fn fit_classifier_and_flow(
     );
     let metrics = MetricsWire {
         n_train: u32::try_from(flow_splits[0].n_rows()).unwrap_or(u32::MAX),
-        classifier_test_accuracy: Some(accuracy as f32),
+        classifier_test_accuracy: accuracy.map(|a| a as f32),
         flow_test_loglik: Some(loglik as f32),
         ..MetricsWire::default()
     };
@@ -541,7 +663,7 @@ pub fn train_simulated(
         ),
     );
 
-    let fitted = fit_classifier_and_flow(&graph, &clf_splits, &flow_splits, cfg, progress)?;
+    let fitted = fit_classifier_and_flow(&graph, &clf_splits, &flow_splits, None, cfg, progress)?;
     let rec_train_std = fitted.scaler.transform(rec_splits[0].x.view())?;
     let problem = recourse_problem(&graph, cfg, &rec_train_std)?;
     let x_rej = rec_train_std.select(Axis(0), &rejected(&fitted.classifier, &rec_train_std));
@@ -601,13 +723,38 @@ pub fn train_on_table(
     cfg: &PipelineConfig,
     progress: &mut dyn Progress,
 ) -> Result<Trained, PipelineError> {
+    train_on_table_with(table, graph, dataset, None, cfg, progress)
+}
+
+/// [`train_on_table`], optionally with a classifier brought from another
+/// model file instead of training one: it stays frozen, its scaler becomes
+/// the shared one, and the label column (if any) only reports its accuracy.
+pub fn train_on_table_with(
+    table: &Table,
+    graph: &CausalGraph,
+    dataset: &str,
+    fixed: Option<&FixedClassifier>,
+    cfg: &PipelineConfig,
+    progress: &mut dyn Progress,
+) -> Result<Trained, PipelineError> {
     if table.names != graph.names() {
         return Err(PipelineError::Columns {
             expected: graph.names(),
             found: table.names.clone(),
         });
     }
-    labels(table)?;
+    match fixed {
+        Some(f) if f.names != graph.names() => {
+            return Err(PipelineError::ClassifierFeatures {
+                expected: graph.names(),
+                found: f.names.clone(),
+            });
+        }
+        Some(_) => {}
+        None => {
+            labels(table)?;
+        }
+    }
     progress.stage(Stage::Data, 0);
     let splits = table.split(TABLE_SPLIT, derive_seed(cfg.seed, 4))?;
     progress.done(
@@ -620,7 +767,7 @@ pub fn train_on_table(
             splits[2].n_rows()
         ),
     );
-    let fitted = fit_classifier_and_flow(graph, &splits, &splits, cfg, progress)?;
+    let fitted = fit_classifier_and_flow(graph, &splits, &splits, fixed, cfg, progress)?;
     let train_std = fitted.scaler.transform(splits[0].x.view())?;
     let problem = recourse_problem(graph, cfg, &train_std)?;
     let x_rej = train_std.select(Axis(0), &rejected(&fitted.classifier, &train_std));
@@ -673,6 +820,57 @@ mod tests {
         assert!(m.classifier_test_accuracy.unwrap() > 0.7);
         assert!(m.flow_test_loglik.unwrap().is_finite());
         assert!(m.carma_coverage.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn a_brought_classifier_is_used_frozen_with_its_scaler() {
+        let cfg = PipelineConfig::tiny(Dataset::ChainLin);
+        let donor = train_simulated(Dataset::ChainLin, &cfg, &mut NoProgress).unwrap();
+        let bytes = donor.trained.to_bytes().unwrap();
+        let fixed = FixedClassifier::from_bundle(&bytes).unwrap();
+        let x = donor.test.x.slice(ndarray::s![..20, ..]).to_owned();
+        let p_donor = donor
+            .trained
+            .classifier
+            .prob(&donor.trained.scaler.transform(x.view()).unwrap());
+        let p_fixed = fixed
+            .classifier
+            .prob(&fixed.scaler.transform(x.view()).unwrap());
+        for (a, b) in p_donor.iter().zip(&p_fixed) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let mut table = donor.train.clone();
+        let graph = donor.trained.graph.clone();
+        let mut other = cfg.clone();
+        other.seed = 99;
+        let trained = train_on_table_with(
+            &table,
+            &graph,
+            "chain-lin",
+            Some(&fixed),
+            &other,
+            &mut NoProgress,
+        )
+        .unwrap();
+        let spec = trained.bundle_spec();
+        let donor_spec = donor.trained.bundle_spec();
+        assert_eq!(
+            spec.classifier, donor_spec.classifier,
+            "the classifier is not retrained"
+        );
+        assert_eq!((spec.mean, spec.std), (donor_spec.mean, donor_spec.std));
+        // Without labels only the brought classifier can be used.
+        table.labels = None;
+        assert!(train_on_table(&table, &graph, "x", &other, &mut NoProgress).is_err());
+        assert!(
+            train_on_table_with(&table, &graph, "x", Some(&fixed), &other, &mut NoProgress).is_ok()
+        );
+        let mut wrong = fixed.clone();
+        wrong.names[1] = "y".into();
+        assert!(matches!(
+            train_on_table_with(&table, &graph, "x", Some(&wrong), &other, &mut NoProgress),
+            Err(PipelineError::ClassifierFeatures { .. })
+        ));
     }
 
     #[test]
