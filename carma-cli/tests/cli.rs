@@ -759,6 +759,48 @@ fn fit_then_inspect_and_recommend_on_a_simulated_table() {
     // income may still move as a consequence of education ("income rises from").
     assert!(!text.contains(" income from"), "{text}");
     assert!(stderr(&o).contains("1000 people"), "{}", stderr(&o));
+
+    // --classifier: a second model trained around the first one's frozen classifier.
+    let second = dir.path("second.carma");
+    ok(carma([
+        "fit".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--graph".as_ref(),
+        graph.as_os_str(),
+        "-o".as_ref(),
+        second.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--seed".as_ref(),
+        "5".as_ref(),
+        "--classifier".as_ref(),
+        model.as_os_str(),
+    ]));
+    let again = fs::read(&second).unwrap();
+    let b2 = Bundle::new(&again).unwrap();
+    assert_eq!(b2.wire().classifier, bundle.wire().classifier);
+    assert_eq!(b2.wire().scaler, bundle.wire().scaler);
+    assert_eq!(b2.wire().meta.seed, 5);
+    // A model file that is not one is refused, naming it, and nothing is written.
+    let junk = write(&dir, "junk.carma", "not a model");
+    let third = dir.path("third.carma");
+    let err = fails(
+        carma([
+            "fit".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--graph".as_ref(),
+            graph.as_os_str(),
+            "-o".as_ref(),
+            third.as_os_str(),
+            "--classifier".as_ref(),
+            junk.as_os_str(),
+        ]),
+        1,
+    );
+    assert!(err.contains("junk.carma"), "{err}");
+    assert!(!third.exists());
 }
 
 #[test]

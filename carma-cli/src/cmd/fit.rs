@@ -9,7 +9,7 @@ use carma_core::Bundle;
 use carma_train::data::{CsvOptions, DEFAULT_LABEL, Table};
 use carma_train::graph::CausalGraph;
 use carma_train::io::write_atomic;
-use carma_train::pipeline::{PipelineConfig, train_on_table};
+use carma_train::pipeline::{FixedClassifier, PipelineConfig, train_on_table_with};
 
 use crate::progress::Bars;
 
@@ -44,6 +44,10 @@ pub struct Args {
     /// Dataset name stored in the model (default: the data file's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Bring a fixed classifier: the classifier (and its scaler) of this model file is used
+    /// frozen instead of training one; the label column then only reports its accuracy.
+    #[arg(long, value_name = "MODEL")]
+    pub classifier: Option<PathBuf>,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -102,8 +106,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.label,
         cfg.seed
     );
-    let trained = train_on_table(&table, &graph, &name, &cfg, &mut Bars::new())
-        .context("training failed; no model file was written")?;
+    let fixed = match &args.classifier {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!("cannot read the classifier's model {}", path.display())
+            })?;
+            Some(
+                FixedClassifier::from_bundle(&bytes)
+                    .with_context(|| format!("{}: no usable classifier", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let trained = train_on_table_with(
+        &table,
+        &graph,
+        &name,
+        fixed.as_ref(),
+        &cfg,
+        &mut Bars::new(),
+    )
+    .context("training failed; no model file was written")?;
     let bytes = trained.to_bytes()?;
     // The core must accept what we write: check before anything reaches the disk.
     let bundle = Bundle::new(&bytes)
