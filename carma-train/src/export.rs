@@ -18,8 +18,8 @@ use carma_core::format::{
 /// The program that writes bundles, stored in every bundle's metadata.
 pub const TRAINER: &str = concat!("carma-train ", env!("CARGO_PKG_VERSION"));
 
-/// Largest number of stacked flow layers the wire format can count (`FlowWire::layers` is a `u8`).
-pub const MAX_FLOW_LAYERS: usize = u8::MAX as usize;
+/// The most stacked flow layers a bundle may hold: the core's limit (`carma_core::format::MAX_LAYERS`).
+pub const MAX_FLOW_LAYERS: usize = carma_core::format::MAX_LAYERS;
 
 /// Largest layer width the wire format can store (`dims` are `u16`).
 pub const MAX_WIDTH: usize = u16::MAX as usize;
@@ -535,6 +535,13 @@ fn check_dims(what: &str, dims: &[usize], n_in: usize, n_out: usize) -> Result<(
     if dims.len() < 2 {
         return Err(bad("need at least an input and an output width".into()));
     }
+    let layers = dims.len() - 1;
+    if layers > carma_core::format::MAX_LAYERS {
+        return Err(bad(format!(
+            "{layers} weight layers, the core reads at most {}",
+            carma_core::format::MAX_LAYERS
+        )));
+    }
     if let Some(&w) = dims.iter().find(|&&w| w == 0 || w > MAX_WIDTH) {
         return Err(bad(format!("width {w} is not in 1..={MAX_WIDTH}")));
     }
@@ -967,6 +974,14 @@ mod tests {
         let mut s = base.clone();
         s.flow.dims = vec![4, 6, 5, 7];
         assert!(matches!(s.to_bytes(), Err(ExportError::Dims { .. })));
+        let mut deep = base.clone();
+        deep.classifier.dims = std::iter::once(deep.n_features())
+            .chain(std::iter::repeat_n(1, carma_core::format::MAX_LAYERS + 1))
+            .collect();
+        assert!(
+            matches!(deep.to_bytes(), Err(ExportError::Dims { reason, .. }) if reason.contains("weight layers")),
+            "a network deeper than the core reads is refused at export"
+        );
 
         let mut s = base.clone();
         s.flow.layers[1].push(0.0);
