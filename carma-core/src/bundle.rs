@@ -30,7 +30,11 @@ pub struct Bundle<'a> {
 }
 
 /// Checks `bytes` holds `d` finite LE `f32` values.
-fn floats(bytes: &[u8], section: Section, d: usize) -> Result<F32s<'_>, ValidationError> {
+pub(crate) fn floats(
+    bytes: &[u8],
+    section: Section,
+    d: usize,
+) -> Result<F32s<'_>, ValidationError> {
     let v = F32s::new(bytes)
         .filter(|v| v.len() == d)
         .ok_or(ValidationError::Length {
@@ -40,6 +44,19 @@ fn floats(bytes: &[u8], section: Section, d: usize) -> Result<F32s<'_>, Validati
         })?;
     check_finite(bytes, section)?;
     Ok(v)
+}
+
+/// Checks `bytes` holds `d` finite positive LE `f32` values.
+pub(crate) fn positive(
+    bytes: &[u8],
+    section: Section,
+    d: usize,
+) -> Result<F32s<'_>, ValidationError> {
+    let v = floats(bytes, section, d)?;
+    match v.iter().position(|x| x <= 0.0) {
+        Some(index) => Err(ValidationError::OutOfRange { section, index }),
+        None => Ok(v),
+    }
 }
 
 /// `Ok` if every value of `v` is finite, else [`Error::NotFinite`] naming
@@ -101,14 +118,7 @@ impl<'a> Bundle<'a> {
         let binary = flags(f.binary, Section::Binary, d)?;
         let actionable = flags(f.actionable, Section::Actionable, d)?;
         let mean = floats(wire.scaler.mean, Section::Mean, d)?;
-        let std = floats(wire.scaler.std, Section::Std, d)?;
-        if let Some(index) = std.iter().position(|s| s <= 0.0) {
-            return Err(ValidationError::OutOfRange {
-                section: Section::Std,
-                index,
-            }
-            .into());
-        }
+        let std = positive(wire.scaler.std, Section::Std, d)?;
         check_metrics(&wire.meta.metrics)?;
         check_depth(wire.flow.dims, Section::Flow)?;
         check_depth(wire.classifier.dims, Section::Classifier)?;

@@ -2,10 +2,11 @@
 //! features to intervene on, the action network how far to shift their latents.
 
 use crate::FeatureSet;
+use crate::bundle::positive;
 use crate::error::{Error, InputError, Quantity, Section, ValidationError};
 use crate::format::CarmaWire;
 use crate::le::F32s;
-use crate::mlp::{Mlp, check_finite};
+use crate::mlp::Mlp;
 
 /// Validated CARMA networks and the cost parameters, borrowing the bundle bytes.
 #[derive(Debug, Clone, Copy)]
@@ -17,22 +18,6 @@ pub struct Carma<'a> {
     clamp_hi: f32,
     cost_range: F32s<'a>,
     weights: F32s<'a>,
-}
-
-/// Checks `bytes` holds `d` finite positive LE `f32` values.
-fn positive(bytes: &[u8], section: Section, d: usize) -> Result<F32s<'_>, ValidationError> {
-    let v = F32s::new(bytes)
-        .filter(|v| v.len() == d)
-        .ok_or(ValidationError::Length {
-            section,
-            expected: 4 * d,
-            found: bytes.len(),
-        })?;
-    check_finite(bytes, section)?;
-    match v.iter().position(|x| x <= 0.0) {
-        Some(index) => Err(ValidationError::OutOfRange { section, index }),
-        None => Ok(v),
-    }
 }
 
 impl<'a> Carma<'a> {
