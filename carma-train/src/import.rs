@@ -63,16 +63,9 @@ use serde_json::Value;
 
 use crate::export::{BundleSpec, FlowSpec, MlpSpec};
 
-/// Feature names of the Loan dataset (SPEC section 2), used when the JSON has none.
-pub const LOAN_NAMES: [&str; 7] = [
-    "gender",
-    "age",
-    "education",
-    "loan_amount",
-    "duration",
-    "income",
-    "savings",
-];
+/// Feature names of the Loan dataset (SPEC section 2), used when the JSON has none: the
+/// simulator's, so imported and trained Loan models name their features alike.
+pub use crate::scm::LOAN_NAMES;
 
 /// The soft-clip slope carma-core's flow uses (zuko `MonotonicAffineTransform`, FLOW_MATH section 4).
 const SLOPE: f64 = 1e-3;

@@ -45,7 +45,7 @@ pub enum Dataset {
 /// The four-node datasets' feature names.
 const FOUR_NODE_NAMES: [&str; 4] = ["x_s", "x_1", "x_2", "x_3"];
 /// Loan's feature names, in node order.
-const LOAN_NAMES: [&str; 7] = [
+pub const LOAN_NAMES: [&str; 7] = [
     "gender",
     "age",
     "education",
