@@ -61,14 +61,19 @@ mod tests {
     use crate::pipeline::{NoProgress, PipelineConfig, train_simulated};
     use crate::scm::Dataset;
 
-    #[test]
-    fn threads_give_the_bits_of_one_thread() {
-        let sim = train_simulated(
+    /// A quickly trained triangle-LIN model with its test split.
+    fn tiny_triangle() -> crate::pipeline::Simulated {
+        train_simulated(
             Dataset::TriangleLin,
             &PipelineConfig::tiny(Dataset::TriangleLin),
             &mut NoProgress,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn threads_give_the_bits_of_one_thread() {
+        let sim = tiny_triangle();
         let bytes = sim.trained.to_bytes().unwrap();
         let bundle = Bundle::new(&bytes).unwrap();
         let d = bundle.n_features();
@@ -99,12 +104,7 @@ mod tests {
 
     #[test]
     fn shape_errors_are_the_cores() {
-        let sim = train_simulated(
-            Dataset::TriangleLin,
-            &PipelineConfig::tiny(Dataset::TriangleLin),
-            &mut NoProgress,
-        )
-        .unwrap();
+        let sim = tiny_triangle();
         let bytes = sim.trained.to_bytes().unwrap();
         let bundle = Bundle::new(&bytes).unwrap();
         let mut out = vec![0.0f32; 5];
