@@ -277,7 +277,7 @@ fn inspect_reports_metadata_features_sizes_and_metrics() {
     let text = stdout(&ok(carma(["inspect".as_ref(), model.as_os_str()])));
     for needle in [
         "dataset          loan",
-        "format version   1",
+        "format version   2",
         "no CARMA networks",
         "education",
         "gender, age",
@@ -296,7 +296,7 @@ fn inspect_reports_metadata_features_sizes_and_metrics() {
     ])));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["recommends"], true);
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], carma_core::format::FORMAT_VERSION);
     assert_eq!(v["features"].as_array().unwrap().len(), bundle.n_features());
     assert_eq!(v["features"][2]["kind"], "binary");
     assert_eq!(v["sizes"]["file_bytes"], bytes.len());
@@ -332,12 +332,13 @@ fn a_model_of_another_format_version_gives_the_version_error() {
     let dir = TempDir::new("version");
     let mut bytes = fs::read(carma_fixture()).unwrap();
     // Bytes 8..10 hold the format version (u16 LE); nothing else is fixed.
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
-    let model = dir.path("v2.carma");
+    // Version 1 (row-major weights) is what older builds wrote.
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let model = dir.path("v1.carma");
     fs::write(&model, &bytes).unwrap();
     let err = fails(carma(["inspect".as_ref(), model.as_os_str()]), 1);
-    assert!(err.contains("v2.carma"), "{err}");
-    assert!(err.contains("format version 2 is not supported"), "{err}");
+    assert!(err.contains("v1.carma"), "{err}");
+    assert!(err.contains("format version 1 is not supported"), "{err}");
     let people = write(&dir, "p.csv", &people_csv(2));
     let err = fails(
         carma([
@@ -349,7 +350,7 @@ fn a_model_of_another_format_version_gives_the_version_error() {
         ]),
         1,
     );
-    assert!(err.contains("format version 2"), "{err}");
+    assert!(err.contains("format version 1"), "{err}");
 }
 
 #[test]

@@ -91,6 +91,7 @@ fn main() {
     if stage == "digest" {
         let mut h = Digest(0xcbf2_9ce4_8422_2325);
         let errors = recommend_all(&bundle, &rows, &mut h);
+        println!("loan part {:016x}", h.0);
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         for seed in 0..200 {
             let spec = random_spec(seed, &Shape::random(&mut rng));

@@ -15,7 +15,7 @@ use crate::FeatureSet;
 use crate::error::{Error, InputError, Section, ValidationError};
 use crate::format::{Activation, FlowWire, MAX_FEATURES};
 use crate::le::U16s;
-use crate::mlp::{Mlp, check_dims, check_params};
+use crate::mlp::{Dense, Mlp, activate_all, check_dims, check_params};
 
 /// `ln(1e-3)` rounded to `f32`: the soft clip bound of the log-scale (zuko's
 /// monotonic affine transform with slope `1e-3`, FLOW_MATH section 4).
@@ -164,7 +164,17 @@ impl<'a> Flow<'a> {
     /// of the layer input and every hidden layer, plus the log-likelihood's
     /// latent; for tracked inversion every hidden layer and its change flags.
     pub fn scratch_len(&self) -> usize {
-        (2 * self.d + self.hidden_len()).max(2 * self.hidden_len())
+        (2 * self.d + self.hidden_len()).max(self.invert_scratch_len(true))
+    }
+
+    /// Running sums inversion keeps for every hidden layer after the first
+    /// and for the output (none without hidden layers).
+    fn sums_len(&self) -> usize {
+        if self.n_hidden() == 0 {
+            0
+        } else {
+            self.hidden_len() - self.hidden_span(0).1 + 2 * self.d
+        }
     }
 
     /// `(start, width)` of hidden layer `h` within the hidden scratch.
@@ -264,15 +274,24 @@ impl<'a> Flow<'a> {
         Ok(log_det)
     }
 
-    /// Scratch values [`Flow::invert`] needs: the hidden layers, and with
-    /// tracking as many change flags.
+    /// Scratch values [`Flow::invert`] needs: the hidden layers, the running
+    /// sums, and with tracking as many change flags as hidden units.
     pub(crate) fn invert_scratch_len(&self, tracking: bool) -> usize {
-        self.hidden_len() * if tracking { 2 } else { 1 }
+        self.hidden_len() * if tracking { 2 } else { 1 } + self.sums_len()
     }
 
     /// Inversion `x~ = T^-1(z)` in place: `v` holds `z` on entry and `x~` on
     /// exit. Layers in reverse; within a layer, features in topological order,
     /// each hidden unit computed once, when the schedule says its inputs are final.
+    ///
+    /// The units of a hidden layer after the first, and the outputs, are
+    /// summed as their inputs become final: at each step the previous layer's
+    /// newly computed units (a consecutive block, the writer sorted them) are
+    /// added to the running sums of every unit not final yet, in input order.
+    /// A unit's sum is therefore the one a forward pass takes (the inputs not
+    /// final when it is needed have zero weights), bit for bit, and the
+    /// feature solved at a step waits only for that step's block, not for a
+    /// sum over the whole layer.
     ///
     /// With `track`, a feature whose latent did not move and whose shift and
     /// log-scale read (through non-zero weights) only unchanged values gets
@@ -292,10 +311,14 @@ impl<'a> Flow<'a> {
             needed,
             found: scratch.len(),
         };
-        let (hidden, flags) = scratch
+        let (hidden, rest) = scratch
             .get_mut(..needed)
             .and_then(|s| s.split_at_mut_checked(h_len))
             .ok_or(too_small)?;
+        let (sums, flags) = rest
+            .split_at_mut_checked(self.sums_len())
+            .ok_or(too_small)?;
+        let first_width = self.hidden_span(0).1;
         let n_hidden = self.n_hidden();
         let tracking = track.is_some();
         // Features of the current layer's output that differ from the factual.
@@ -309,6 +332,7 @@ impl<'a> Flow<'a> {
             // whatever the caller left in the scratch (NaN included) out of the sums.
             hidden.fill(0.0);
             flags.fill(0.0);
+            sums.fill(0.0);
             let factual = track
                 .as_ref()
                 .and_then(|t| t.factual.get(l * d..(l + 1) * d))
@@ -334,6 +358,11 @@ impl<'a> Flow<'a> {
                     let Some(dense) = mlp.layer(h) else { break };
                     let lo = if t == 0 { 0 } else { self.ready(l, h, t - 1) };
                     let hi = self.ready(l, h, t);
+                    if h > 0 {
+                        // The previous layer's units computed at this step
+                        // join the sums of this layer's units not final yet.
+                        self.add_block(l, h, t, &dense, lo, hidden, sums);
+                    }
                     if lo >= hi {
                         continue;
                     }
@@ -349,13 +378,15 @@ impl<'a> Flow<'a> {
                             }
                         }
                     } else {
-                        let (prev, cur) = self.hidden_pair(hidden, h);
-                        dense.forward_rows(
-                            lo,
-                            prev,
-                            HIDDEN,
-                            cur.get_mut(lo..hi).unwrap_or_default(),
-                        );
+                        let (_, cur) = self.hidden_pair(hidden, h);
+                        let (start, _) = self.hidden_span(h);
+                        let at = start - first_width;
+                        let sum = sums.get(at + lo..at + hi).unwrap_or_default();
+                        let cur = cur.get_mut(lo..hi).unwrap_or_default();
+                        for ((c, s), j) in cur.iter_mut().zip(sum).zip(lo..) {
+                            *c = s + dense.bias(j);
+                        }
+                        activate_all(HIDDEN, cur);
                         if flagging {
                             let (prev_flags, cur_flags) = self.hidden_pair(flags, h);
                             for j in lo..hi {
@@ -365,6 +396,9 @@ impl<'a> Flow<'a> {
                             }
                         }
                     }
+                }
+                if n_hidden > 0 {
+                    self.add_block(l, n_hidden, t, &out, 0, hidden, sums);
                 }
                 let i = usize::from(feature);
                 let is_changed = !tracking
@@ -380,19 +414,22 @@ impl<'a> Flow<'a> {
                 let new_value = if !is_changed {
                     factual.get(i).copied()
                 } else {
-                    let last: &[f32] = if n_hidden == 0 {
-                        v
-                    } else {
-                        self.last_hidden(hidden)
-                    };
                     let (mut shift, mut ls) = (0.0, 0.0);
-                    out.each_unit(2 * i..2 * i + 2, last, |j, value| {
-                        if j % 2 == 0 {
-                            shift = value;
-                        } else {
-                            ls = soft_clip(value);
+                    if n_hidden == 0 {
+                        out.each_unit(2 * i..2 * i + 2, v, |j, value| {
+                            if j % 2 == 0 {
+                                shift = value;
+                            } else {
+                                ls = soft_clip(value);
+                            }
+                        });
+                    } else {
+                        let at = h_len - first_width + 2 * i;
+                        if let Some(&[s, r]) = sums.get(at..at + 2) {
+                            shift = s + out.bias(2 * i);
+                            ls = soft_clip(r + out.bias(2 * i + 1));
                         }
-                    });
+                    }
                     changed.insert(i);
                     if let Some(f) = input_flags.get_mut(i) {
                         *f = 1.0;
@@ -406,6 +443,46 @@ impl<'a> Flow<'a> {
             moved = changed;
         }
         Ok(moved)
+    }
+
+    /// Adds to the running sums of matrix `m >= 1` of layer `l` (hidden layer
+    /// `m`, or the output if `m` is the number of hidden layers), for its
+    /// units from `from` on, the units of hidden layer `m - 1` that became
+    /// final at step `t`.
+    #[allow(clippy::too_many_arguments)]
+    fn add_block(
+        &self,
+        l: usize,
+        m: usize,
+        t: usize,
+        dense: &Dense<'_>,
+        from: usize,
+        hidden: &[f32],
+        sums: &mut [f32],
+    ) {
+        let lo = if t == 0 {
+            0
+        } else {
+            self.ready(l, m - 1, t - 1)
+        };
+        let hi = self.ready(l, m - 1, t);
+        if lo >= hi {
+            return;
+        }
+        let (p_start, p_width) = self.hidden_span(m - 1);
+        let (start, width) = if m == self.n_hidden() {
+            (self.hidden_len(), 2 * self.d)
+        } else {
+            self.hidden_span(m)
+        };
+        let first_width = self.hidden_span(0).1;
+        let (Some(prev), Some(sum)) = (
+            hidden.get(p_start..p_start + p_width),
+            sums.get_mut(start - first_width + from..start - first_width + width),
+        ) else {
+            return;
+        };
+        dense.accumulate(from..width, lo..hi, prev, sum);
     }
 
     /// `log p(x~)` given the latent `z = T(x~)` and `log |det dz/dx~|`:

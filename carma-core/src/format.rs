@@ -1,4 +1,4 @@
-//! The bundle's wire format (version 1).
+//! The bundle's wire format (version 2).
 //!
 //! A bundle file is
 //!
@@ -14,9 +14,14 @@
 //! are sorted by when they become computable during inversion, and that
 //! schedule is stored in [`FlowWire::ready`].
 //!
-//! Layouts (all row-major, `W` is `[out][in]` as in `y = W x + b`):
+//! Layouts (`W` is `[out][in]` as in `y = W x + b`, stored column-major):
 //! - [`MlpWire::params`]: for each consecutive pair `dims[l], dims[l+1]`, first
-//!   `W_l` (`dims[l+1] * dims[l]` values), then `b_l` (`dims[l+1]` values).
+//!   `W_l` (`dims[l+1] * dims[l]` values: the `dims[l+1]` weights leaving
+//!   input 0, then those leaving input 1, and so on; `W[row][col]` is value
+//!   [`weight_index`]`(n_out, row, col)`), then `b_l` (`dims[l+1]` values).
+//!   Column-major lets the reader update a block of output units input by
+//!   input with contiguous loads while each unit still sums in input order
+//!   (version 1 stored `W` row-major; it is not read any more).
 //! - [`FlowWire::params`]: the params of each flow layer, one after the other,
 //!   each laid out as an MLP over [`FlowWire::dims`]. Layer 0 is applied first
 //!   in the data-to-latent direction.
@@ -30,7 +35,7 @@ use crate::error::{Error, FormatError};
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"CARMA\0BN";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes before the body: magic, version, body length.
 pub const HEADER_LEN: usize = 8 + 2 + 4;
 /// Bytes after the body: the CRC-32.
@@ -43,6 +48,15 @@ pub const MAX_FEATURES: usize = 64;
 /// 6 s per inversion); real models have a handful (issue 7,
 /// docs/RELIABILITY.md).
 pub const MAX_LAYERS: usize = 64;
+
+/// Where `W[row][col]` of a layer with `n_out` outputs sits among the
+/// layer's weights on the wire (column-major): `col * n_out + row`.
+///
+/// Writers hold weights row-major (`row * n_in + col`) and place each value
+/// here; readers of the raw bytes use it the same way.
+pub const fn weight_index(n_out: usize, row: usize, col: usize) -> usize {
+    col * n_out + row
+}
 
 /// An activation function, applied elementwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -70,6 +70,7 @@
 mod batch;
 pub mod bundle;
 pub mod carma;
+pub mod elu;
 pub mod error;
 pub mod feature_set;
 pub mod flow;

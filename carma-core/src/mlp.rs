@@ -1,13 +1,14 @@
 //! Dense multilayer perceptrons over borrowed little-endian weights.
 //!
 //! The classifier, the CARMA networks and every flow hyper-network are MLPs
-//! in the [`MlpWire`] layout: for each layer `W` (`out x in`, row-major), then `b`.
+//! in the [`MlpWire`] layout: for each layer `W` (column-major: the weights
+//! leaving input 0, then input 1, ...), then `b`.
 //! Each unit computes `act(sum_k W[j][k] x[k] + b[j])`, the sum taken in
 //! index order, so results are bit-for-bit reproducible.
 
 use crate::error::{Error, InputError, Section, ValidationError};
 use crate::format::{Activation, MlpWire};
-use crate::le::{F32s, U16s, dots, f32_at};
+use crate::le::{F32s, U16s, f32_at};
 
 /// Applies `act` to `x`.
 pub fn activate(act: Activation, x: f32) -> f32 {
@@ -20,27 +21,51 @@ pub fn activate(act: Activation, x: f32) -> f32 {
                 0.0
             }
         }
-        Activation::Elu => {
-            if x > 0.0 {
-                x
-            } else {
-                libm::expm1f(x)
-            }
-        }
+        Activation::Elu => crate::elu::elu(x),
         Activation::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),
     }
 }
 
+/// Applies `act` to every value of `v` (the same values as [`activate`],
+/// with the choice of function made once).
+pub fn activate_all(act: Activation, v: &mut [f32]) {
+    match act {
+        Activation::Identity => {}
+        Activation::Relu => v
+            .iter_mut()
+            .for_each(|x| *x = if *x > 0.0 { *x } else { 0.0 }),
+        Activation::Elu => v.iter_mut().for_each(|x| *x = crate::elu::elu(*x)),
+        Activation::Sigmoid => v
+            .iter_mut()
+            .for_each(|x| *x = 1.0 / (1.0 + libm::expf(-*x))),
+    }
+}
+
 /// One dense layer `y = W x + b` of a validated [`Mlp`].
+///
+/// `W` is stored column-major (see [`crate::format`]): the `n_out` weights
+/// leaving input `k` are consecutive, so a block of output units is updated
+/// input by input with contiguous loads, and each unit's sum still runs in
+/// input order.
 #[derive(Debug, Clone, Copy)]
 pub struct Dense<'a> {
     n_in: usize,
     n_out: usize,
-    /// `n_out * n_in` LE `f32`, row-major.
+    /// `n_in * n_out` LE `f32`, column-major: `W[row][col]` at `col * n_out + row`.
     w: &'a [u8],
     /// `n_out` LE `f32`.
     b: &'a [u8],
+    /// `w` and every parameter byte after it (`b`, later layers): a block
+    /// may read a few weights past the rows it needs, as long as they are here.
+    tail: &'a [u8],
 }
+
+/// Widest block of units [`Dense::each_unit`] sums together.
+const WIDE: usize = 32;
+/// [`WIDE`] in groups of four (one SSE register each).
+const GROUPS: usize = WIDE / 4;
+/// The running sums of a block, four lanes per group.
+type Lanes = [[f32; 4]; GROUPS];
 
 impl<'a> Dense<'a> {
     /// Input width.
@@ -55,24 +80,31 @@ impl<'a> Dense<'a> {
 
     /// `W[row][col]`, or `None` out of range.
     pub fn weight(&self, row: usize, col: usize) -> Option<f32> {
-        if col >= self.n_in {
+        if row >= self.n_out {
             return None;
         }
-        F32s::new(self.w)?.get(row.checked_mul(self.n_in)?.checked_add(col)?)
+        F32s::new(self.w)?.get(col.checked_mul(self.n_out)?.checked_add(row)?)
     }
 
-    /// Row `row` of `W` as LE bytes (empty out of range).
-    fn row_bytes(&self, row: usize) -> &'a [u8] {
+    /// Row `row` of `W` (the weights into unit `row`), in input order.
+    fn row(&self, row: usize) -> impl Iterator<Item = f32> + 'a {
+        let valid = row < self.n_out;
         self.w
-            .chunks_exact(4 * self.n_in.max(1))
-            .nth(row)
-            .unwrap_or(&[])
+            .chunks_exact(4 * self.n_out.max(1))
+            .filter(move |_| valid)
+            .filter_map(move |col| col.get(4 * row..4 * row + 4).map(f32_at))
     }
 
     /// Calls `f(j, W[j] . x + b[j])` for every unit `j` in `rows`, in order;
-    /// nothing if `x` is shorter than the input width or `rows` is out of
-    /// range. Each sum `W[j][0] x[0] + W[j][1] x[1] + ...` is taken in index
-    /// order, [`ROW_BLOCK`] rows at a time so that their additions overlap.
+    /// nothing if `rows` is out of range; inputs past the input width are
+    /// ignored. Each sum `W[j][0] x[0] + W[j][1] x[1] + ...` is taken in input
+    /// order (no fused multiply-add), a block of units at a time so that
+    /// their additions overlap; the bits do not depend on the blocking.
+    ///
+    /// A shorter `x` stands for inputs that are all `+0.0` past its end: their
+    /// terms `W[j][k] * 0` are `±0`, which leave a running sum unchanged (it
+    /// starts at `+0` and round-to-nearest never turns it into `-0`), so they
+    /// are skipped with the same result.
     #[inline]
     pub(crate) fn each_unit(
         &self,
@@ -80,33 +112,186 @@ impl<'a> Dense<'a> {
         x: &[f32],
         mut f: impl FnMut(usize, f32),
     ) {
-        let n = self.n_in;
-        let row_len = 4 * n;
-        let (Some(x), Some(w), Some(b)) = (
-            x.get(..n),
-            self.w.get(rows.start * row_len..rows.end * row_len),
-            self.b.get(4 * rows.start..4 * rows.end),
+        let x = x.get(..self.n_in.min(x.len())).unwrap_or_default();
+        if rows.end > self.n_out || rows.start > rows.end {
+            return;
+        }
+        let mut j = rows.start;
+        while j < rows.end {
+            let mut acc = [[0.0f32; 4]; GROUPS];
+            let n = self.add_columns(j, rows.end - j, 0..x.len(), x, &mut acc);
+            if n == 0 {
+                return;
+            }
+            for (r, &a) in acc.as_flattened().iter().enumerate().take(n) {
+                f(j + r, a + self.bias(j + r));
+            }
+            j += n;
+        }
+    }
+
+    /// Adds `W[j][k] x[k]` for the inputs `k` in `cols` (in that order) to
+    /// `acc[j - rows.start]` for every unit `j` in `rows`. Summing a layer's
+    /// inputs in consecutive calls over consecutive column ranges gives the
+    /// bits of one [`Dense::each_unit`] sum (before the bias). Nothing if a
+    /// range is out of bounds or `acc` is shorter than `rows`.
+    pub(crate) fn accumulate(
+        &self,
+        rows: core::ops::Range<usize>,
+        cols: core::ops::Range<usize>,
+        x: &[f32],
+        acc: &mut [f32],
+    ) {
+        let (true, Some(x), Some(acc)) = (
+            rows.end <= self.n_out && cols.end <= self.n_in && rows.start <= rows.end,
+            x.get(..cols.end),
+            acc.get_mut(..rows.end.saturating_sub(rows.start)),
         ) else {
             return;
         };
-        if n == 0 {
-            return;
+        let mut j = rows.start;
+        for chunk in acc.chunks_mut(WIDE) {
+            let mut block = [[0.0f32; 4]; GROUPS];
+            for (b, &a) in block.as_flattened_mut().iter_mut().zip(chunk.iter()) {
+                *b = a;
+            }
+            let n = self.add_columns(j, chunk.len(), cols.clone(), x, &mut block);
+            for (a, &b) in chunk.iter_mut().zip(block.as_flattened()).take(n) {
+                *a = b;
+            }
+            j += n;
+            if n < chunk.len() {
+                break;
+            }
         }
-        let j = rows.start;
-        let (j, w, b) = each_block::<ROW_BLOCK>(j, x, w, b, &mut f);
-        let (j, w, b) = each_block::<4>(j, x, w, b, &mut f);
-        let (j, w, b) = each_block::<2>(j, x, w, b, &mut f);
-        each_block::<1>(j, x, w, b, &mut f);
     }
 
-    /// Rows `start..start + out.len()` after activation `act`: `out[k] = act(W[start + k] . x + b[start + k])`.
+    /// Adds the columns `cols` of `x` to `acc` for up to `want` units from
+    /// `j` (at most [`WIDE`]), in one block; returns how many units were done
+    /// (`min(want, WIDE)`, or fewer near the end of the parameters).
+    ///
+    /// The block is the narrowest of 4, 8, 16 or 32 units that covers
+    /// `want`, so a narrow layer is one set of independent sums, not several
+    /// chains one after the other. It reads up to `R - want` weights per
+    /// column past the units asked for (lanes whose sums are not used); near
+    /// the end of the parameters, where those reads would leave them, exact
+    /// widths are used instead.
+    #[inline(always)]
+    fn add_columns(
+        &self,
+        j: usize,
+        want: usize,
+        cols: core::ops::Range<usize>,
+        x: &[f32],
+        acc: &mut Lanes,
+    ) -> usize {
+        let c = || cols.clone();
+        let done = match want {
+            0 => return 0,
+            1..=4 => self.block::<4>(j, c(), x, acc),
+            5..=8 => self.block::<8>(j, c(), x, acc),
+            9..=16 => self.block::<16>(j, c(), x, acc),
+            _ => self.block::<WIDE>(j, c(), x, acc),
+        };
+        if done {
+            want.min(WIDE)
+        } else if want >= 16 && self.block::<16>(j, c(), x, acc) {
+            16
+        } else if want >= 8 && self.block::<8>(j, c(), x, acc) {
+            8
+        } else if want >= 4 && self.block::<4>(j, c(), x, acc) {
+            4
+        } else {
+            usize::from(self.block::<1>(j, c(), x, acc))
+        }
+    }
+
+    /// [`Dense::columns`] from and back into the first `R` lanes of `acc`.
+    #[inline(always)]
+    fn block<const R: usize>(
+        &self,
+        j: usize,
+        cols: core::ops::Range<usize>,
+        x: &[f32],
+        acc: &mut Lanes,
+    ) -> bool {
+        let lanes = acc.as_flattened_mut();
+        match self.columns::<R>(j, cols, x, lanes) {
+            Some(sums) => {
+                for (l, s) in lanes.iter_mut().zip(sums) {
+                    *l = s;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `init[r] + W[j + r][k] x[k]` summed over `k` in `cols`, in order, for
+    /// the `R` units from `j`; `None` if the reads would leave the
+    /// parameters. Each column's `R` weights are one contiguous run of `4 R`
+    /// bytes (the runs of a narrow layer overlap); the sums stay in registers.
+    #[inline(always)]
+    fn columns<const R: usize>(
+        &self,
+        j: usize,
+        cols: core::ops::Range<usize>,
+        x: &[f32],
+        init: &[f32],
+    ) -> Option<[f32; R]> {
+        let mut acc = [0.0f32; R];
+        for (a, &i) in acc.iter_mut().zip(init) {
+            *a = i;
+        }
+        let col_len = 4 * self.n_out;
+        let xs = x.get(cols.clone())?;
+        let Some(last) = xs.len().checked_sub(1) else {
+            return Some(acc);
+        };
+        let start = cols.start.checked_mul(col_len)?.checked_add(4 * j)?;
+        let end = last.checked_mul(col_len)?.checked_add(start + 4 * R)?;
+        let region = self.tail.get(start..end)?;
+        // One run per input, all inside `region`: no bound to check in the loop.
+        let runs = region.windows(4 * R).step_by(col_len.max(1));
+        for (run, &xk) in runs.zip(xs) {
+            for (a, w) in acc.iter_mut().zip(run.chunks_exact(4)) {
+                *a += f32_at(w) * xk;
+            }
+        }
+        Some(acc)
+    }
+
+    /// Rows `start..start + out.len()` after activation `act`: `out[k] = act(W[start + k] . x + b[start + k])`,
+    /// summed as in [`Dense::each_unit`]. Nothing if the rows are out of range.
     #[inline]
     pub(crate) fn forward_rows(&self, start: usize, x: &[f32], act: Activation, out: &mut [f32]) {
-        self.each_unit(start..start + out.len(), x, |j, v| {
-            if let Some(o) = out.get_mut(j - start) {
-                *o = activate(act, v);
+        let x = x.get(..self.n_in.min(x.len())).unwrap_or_default();
+        let Some(mut bias) = self.b.get(4 * start..4 * (start + out.len())) else {
+            return;
+        };
+        let mut j = start;
+        let mut rest: &mut [f32] = &mut *out;
+        while !rest.is_empty() {
+            let mut acc = [[0.0f32; 4]; GROUPS];
+            let n = self.add_columns(j, rest.len(), 0..x.len(), x, &mut acc);
+            let (Some((head, tail)), Some((b_head, b_tail))) =
+                (rest.split_at_mut_checked(n), bias.split_at_checked(4 * n))
+            else {
+                return;
+            };
+            if n == 0 {
+                return;
             }
-        });
+            for ((o, a), b) in head
+                .iter_mut()
+                .zip(acc.as_flattened())
+                .zip(b_head.chunks_exact(4))
+            {
+                *o = a + f32_at(b);
+            }
+            (rest, bias, j) = (tail, b_tail, j + n);
+        }
+        activate_all(act, out);
     }
 
     /// `out[j] = act(W[j] . x + b[j])` for every unit `j`.
@@ -115,14 +300,16 @@ impl<'a> Dense<'a> {
         self.forward_rows(0, x, act, out.get_mut(..n).unwrap_or_default());
     }
 
+    /// Bias `b[j]` (0 out of range).
+    pub(crate) fn bias(&self, j: usize) -> f32 {
+        self.b.get(4 * j..4 * j + 4).map_or(0.0, f32_at)
+    }
+
     /// True if row `row` has a non-zero weight on an input whose flag is non-zero.
     pub(crate) fn reads_flagged(&self, row: usize, flags: &[f32]) -> bool {
-        self.row_bytes(row)
-            .chunks_exact(4)
+        self.row(row)
             .zip(flags)
-            .fold(false, |acc, (w, &f)| {
-                acc | ((f32_at(w) != 0.0) & (f != 0.0))
-            })
+            .fold(false, |acc, (w, &f)| acc | ((w != 0.0) & (f != 0.0)))
     }
 
     /// The first row whose weight from some column in `cols` is non-zero,
@@ -133,41 +320,12 @@ impl<'a> Dense<'a> {
         mut cols: impl FnMut(usize) -> bool,
     ) -> Option<(usize, usize)> {
         rows.into_iter().find_map(|r| {
-            self.row_bytes(r)
-                .chunks_exact(4)
+            self.row(r)
                 .enumerate()
-                .find(|&(c, w)| f32_at(w) != 0.0 && cols(c))
+                .find(|&(c, w)| w != 0.0 && cols(c))
                 .map(|(c, _)| (r, c))
         })
     }
-}
-
-/// Rows computed together by [`Dense::each_unit`]: enough independent sums
-/// to hide the latency of a floating-point addition.
-pub const ROW_BLOCK: usize = 8;
-
-/// [`Dense::each_unit`] on as many blocks of `R` rows as `w` (rows of
-/// `x.len()` weights) and `b` hold, from unit `j`; returns the next unit and
-/// the rows and biases left over.
-#[inline(always)]
-fn each_block<'w, const R: usize>(
-    mut j: usize,
-    x: &[f32],
-    w: &'w [u8],
-    b: &'w [u8],
-    f: &mut impl FnMut(usize, f32),
-) -> (usize, &'w [u8], &'w [u8]) {
-    let ws = w.chunks_exact(R * 4 * x.len());
-    let bs = b.chunks_exact(4 * R);
-    let rest = (ws.remainder(), bs.remainder());
-    for (wb, bb) in ws.zip(bs) {
-        let acc = dots::<R>(wb, x);
-        for (a, b) in acc.into_iter().zip(bb.chunks_exact(4)) {
-            f(j, a + f32_at(b));
-            j += 1;
-        }
-    }
-    (j, rest.0, rest.1)
 }
 
 /// A validated multilayer perceptron whose weights stay in the bundle bytes.
@@ -339,7 +497,14 @@ impl<'a> Mlp<'a> {
             if i == l {
                 let w = self.params.get(at..w_end)?;
                 let b = self.params.get(w_end..b_end)?;
-                return Some(Dense { n_in, n_out, w, b });
+                let tail = self.params.get(at..)?;
+                return Some(Dense {
+                    n_in,
+                    n_out,
+                    w,
+                    b,
+                    tail,
+                });
             }
             at = b_end;
         }
@@ -417,7 +582,8 @@ mod tests {
         // 2 -> 2 (ReLU) -> 1 (sigmoid)
         // h = relu([[1, -1], [0.5, 2]] x + [0, -1]); y = sigmoid([1, 1] h + 0.25)
         let dims = [2u8, 0, 2, 0, 1, 0];
-        let params = [1.0, -1.0, 0.5, 2.0, 0.0, -1.0, 1.0, 1.0, 0.25];
+        // W1 column-major: the weights leaving x0 (1, 0.5), then x1 (-1, 2).
+        let params = [1.0, 0.5, -1.0, 2.0, 0.0, -1.0, 1.0, 1.0, 0.25];
         let mut pb = [0u8; 36];
         le(&params, &mut pb);
         let wire = MlpWire {
@@ -432,6 +598,8 @@ mod tests {
         // x = (1, 2): pre = (-1, 4.5 - 1 = 3.5) -> h = (0, 3.5) -> y = sigmoid(3.75)
         let y = mlp.forward(&[1.0, 2.0], &mut scratch).unwrap();
         assert_eq!(y, &[1.0 / (1.0 + libm::expf(-3.75))]);
+        assert_eq!(mlp.layer(0).unwrap().weight(0, 1), Some(-1.0));
+        assert_eq!(mlp.layer(0).unwrap().weight(1, 0), Some(0.5));
         assert_eq!(mlp.layer(1).unwrap().weight(0, 1), Some(1.0));
         assert_eq!(mlp.layer(2).map(|l| l.n_in()), None);
     }

@@ -13,7 +13,7 @@
 mod common;
 
 use carma_core::error::{Argument, InputError, Quantity, Section, ValidationError};
-use carma_core::format::MAX_LAYERS;
+use carma_core::format::{MAX_LAYERS, weight_index};
 use carma_core::{Bundle, Error, FeatureSet};
 use common::hand_spec;
 
@@ -199,14 +199,17 @@ fn extreme_weights_give_typed_errors_where_nan_was_silent() {
     // Classifier 2 -> 2 (ReLU) -> 1: h = (3e38 x0, 3e38 x0), logit = h0 - h1:
     // inf - inf = NaN for x~0 >= 2.
     spec.classifier.dims = vec![2, 2, 1];
-    spec.classifier.params = vec![3e38, 0.0, 3e38, 0.0, 0.0, 0.0, 1.0, -1.0, 0.0];
+    spec.classifier.params = common::wire_params(
+        &[2, 2, 1],
+        &[3e38, 0.0, 3e38, 0.0, 0.0, 0.0, 1.0, -1.0, 0.0],
+    );
     let carma = spec.carma.as_mut().unwrap();
-    // phi_11 = 3e38 z0 - 3e38 z1 (+1): NaN at z = (2, 2).
-    carma.mask_net.params[6] = 3e38;
-    carma.mask_net.params[7] = -3e38;
-    // delta1 = 3e38 z0 - 3e38 z1 + ...: NaN at z = (2, 2).
-    carma.action_net.params[4] = 3e38;
-    carma.action_net.params[5] = -3e38;
+    // phi_11 (mask output 3, of 4) = 3e38 z0 - 3e38 z1 (+1): NaN at z = (2, 2).
+    carma.mask_net.params[weight_index(4, 3, 0)] = 3e38;
+    carma.mask_net.params[weight_index(4, 3, 1)] = -3e38;
+    // delta1 (action output 1, of 2) = 3e38 z0 - 3e38 z1 + ...: NaN at z = (2, 2).
+    carma.action_net.params[weight_index(2, 1, 0)] = 3e38;
+    carma.action_net.params[weight_index(2, 1, 1)] = -3e38;
     let bytes = spec.to_bytes();
     with(&bytes, |b, s| {
         assert_eq!(

@@ -6,6 +6,7 @@ mod common;
 use carma_core::error::{FormatError, Section, ValidationError as V};
 use carma_core::format::{
     Activation, BundleWire, FORMAT_VERSION, HEADER_LEN, MAX_FEATURES, TRAILER_LEN, crc32,
+    weight_index,
 };
 use carma_core::{Bundle, Error, FeatureSet};
 use common::{Shape, Spec, hand_spec, random_spec};
@@ -409,7 +410,10 @@ fn a_flow_without_hidden_layers_checks_inputs_directly() {
     let mut spec = hand_spec();
     spec.flow_dims = vec![2, 4];
     // shift1 = 2 x0, raw1 = x0; W (4x2) then b.
-    spec.flow_params = vec![0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 1.0, 0.0, 0.5, 0.0, 0.0, 0.0];
+    spec.flow_params = common::wire_params(
+        &[2, 4],
+        &[0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 1.0, 0.0, 0.5, 0.0, 0.0, 0.0],
+    );
     spec.ready.clear();
     let bytes = spec.to_bytes();
     let b = Bundle::new(&bytes).unwrap();
@@ -422,8 +426,8 @@ fn a_flow_without_hidden_layers_checks_inputs_directly() {
         (x[0] - 1.0).abs() < 1e-6 && (x[1] - 3.0).abs() < 1e-6,
         "{x:?}"
     );
-    // The shift of x0 reading x1 breaks the order.
-    spec.flow_params[1] = 1.0;
+    // The shift of x0 (output 0 of 4) reading x1 breaks the order.
+    spec.flow_params[weight_index(4, 0, 1)] = 1.0;
     let e = Bundle::new(&spec.to_bytes()).map(drop);
     assert_eq!(
         e,
@@ -456,15 +460,18 @@ fn framing_errors_are_typed() {
     assert_eq!(new(&bad), fmt(FormatError::BadMagic));
     assert_eq!(new(&good[..5]), fmt(FormatError::BadMagic));
     assert_eq!(new(&good[..10]), fmt(FormatError::Truncated));
-    let mut bad = good.clone();
-    bad[8] = 2;
-    assert_eq!(
-        new(&bad),
-        fmt(FormatError::UnsupportedVersion {
-            found: 2,
-            supported: FORMAT_VERSION
-        })
-    );
+    // Version 1 (row-major weights) and any later version are refused by name.
+    for found in [1u16, FORMAT_VERSION + 1] {
+        let mut bad = good.clone();
+        bad[8..10].copy_from_slice(&found.to_le_bytes());
+        assert_eq!(
+            new(&bad),
+            fmt(FormatError::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION
+            })
+        );
+    }
     assert_eq!(new(&good[..good.len() - 1]), fmt(FormatError::Truncated));
     let mut bad = good.clone();
     bad.push(0);

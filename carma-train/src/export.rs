@@ -12,7 +12,7 @@
 use carma_core::format::HEADER_LEN;
 use carma_core::format::{
     Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, MAX_FEATURES, MetaWire, MetricsWire,
-    MlpWire, ScalerWire, TRAILER_LEN,
+    MlpWire, ScalerWire, TRAILER_LEN, weight_index,
 };
 
 /// The program that writes bundles, stored in every bundle's metadata.
@@ -33,7 +33,8 @@ pub struct MlpSpec {
     pub hidden: Activation,
     /// Activation after the output layer.
     pub output: Activation,
-    /// For each layer: `W` (`out x in`, row-major), then `b`.
+    /// For each layer: `W` (`out x in`, row-major), then `b`. (The bundle
+    /// stores `W` column-major; export reorders it.)
     pub params: Vec<f32>,
 }
 
@@ -358,7 +359,7 @@ impl BundleSpec {
             check_params(&what, dims, p)?;
             let mut p = p.clone();
             let sched = schedule_layer(dims, &mut p, &self.order, position, layer)?;
-            params.extend(f32_bytes(&p));
+            params.extend(f32_bytes(&wire_order(dims, &p)));
             ready.extend(sched.iter().flat_map(|v| v.to_le_bytes()));
         }
         Ok(ExportedFlow { params, ready })
@@ -381,7 +382,7 @@ impl OwnedMlp {
     fn new(m: &MlpSpec) -> Self {
         Self {
             dims: u16_bytes(&m.dims),
-            params: f32_bytes(&m.params),
+            params: f32_bytes(&wire_order(&m.dims, &m.params)),
         }
     }
 
@@ -393,6 +394,24 @@ impl OwnedMlp {
             params: &self.params,
         }
     }
+}
+
+/// An MLP's parameters (each `W` row-major, as the specs hold them) in the
+/// wire order: each `W` column-major (`carma_core::format::weight_index`),
+/// so that the core updates a block of units with contiguous loads. The
+/// shapes were checked before.
+fn wire_order(dims: &[usize], params: &[f32]) -> Vec<f32> {
+    let mut out = params.to_vec();
+    for ((w_at, b_at), pair) in layer_offsets(dims).into_iter().zip(dims.windows(2)) {
+        let (n_in, n_out) = (pair[0], pair[1]);
+        for row in 0..n_out {
+            for col in 0..n_in {
+                out[w_at + weight_index(n_out, row, col)] = params[w_at + row * n_in + col];
+            }
+        }
+        debug_assert_eq!(b_at, w_at + n_in * n_out);
+    }
+    out
 }
 
 /// Offsets of `W_l` and `b_l` in an MLP parameter vector, for each layer `l`.

@@ -240,8 +240,13 @@ impl FixedClassifier {
             let (weights, tail) = rest.split_at((n_in * n_out).min(rest.len()));
             let (bias, tail) = tail.split_at(n_out.min(tail.len()));
             rest = tail;
-            let weights = Array2::from_shape_vec((n_out, n_in), weights.to_vec())
-                .map_err(|_| PipelineError::Classifier(ClassifierError::BadNet))?;
+            if weights.len() != n_in * n_out {
+                return Err(PipelineError::Classifier(ClassifierError::BadNet));
+            }
+            // The wire stores `W` column-major.
+            let weights = Array2::from_shape_fn((n_out, n_in), |(row, col)| {
+                weights[carma_core::format::weight_index(n_out, row, col)]
+            });
             layers.push(crate::nn::Dense::from_parts(
                 weights,
                 Array1::from(bias.to_vec()),

@@ -6,7 +6,7 @@
 
 use carma_core::format::{
     Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, MetaWire, MetricsWire, MlpWire,
-    ScalerWire,
+    ScalerWire, weight_index,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,6 +14,29 @@ use rand_chacha::ChaCha8Rng;
 /// `f32` values as little-endian bytes.
 pub fn le(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// An MLP's parameters, each layer's `W` given row-major (`W[row][col]` at
+/// `row * n_in + col`, as one writes them by hand), in the wire order
+/// (`W` column-major, see `carma_core::format::weight_index`).
+pub fn wire_params(dims: &[u16], row_major: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(row_major.len());
+    let mut at = 0;
+    for w in dims.windows(2) {
+        let (n_in, n_out) = (usize::from(w[0]), usize::from(w[1]));
+        let layer = &row_major[at..at + n_in * n_out];
+        let mut wt = vec![0.0; n_in * n_out];
+        for row in 0..n_out {
+            for col in 0..n_in {
+                wt[weight_index(n_out, row, col)] = layer[row * n_in + col];
+            }
+        }
+        out.extend(wt);
+        out.extend(&row_major[at + n_in * n_out..at + n_in * n_out + n_out]);
+        at += n_in * n_out + n_out;
+    }
+    assert_eq!(at, row_major.len(), "parameter count of {dims:?}");
+    out
 }
 
 /// `u16` values as little-endian bytes.
@@ -41,7 +64,8 @@ pub struct Carma {
     pub weights: Vec<f32>,
 }
 
-/// A whole bundle, owned, field for field as on the wire.
+/// A whole bundle, owned, field for field as on the wire (parameters in the
+/// wire order: build them with [`wire_params`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub dataset: String,
@@ -236,7 +260,7 @@ pub fn random_mlp(
         dims: dims.to_vec(),
         hidden,
         output,
-        params,
+        params: wire_params(dims, &params),
     }
 }
 
@@ -245,7 +269,7 @@ pub fn random_mlp(
 /// the inputs in its label (first hidden layer) or the previous units whose
 /// label is a subset of its own; outputs `2i, 2i + 1` see the last units whose
 /// label is a subset of `parents(i)`. Units are sorted by the step at which
-/// they become computable. Returns the params and the `ready` schedule.
+/// they become computable. Returns the params (wire order) and the `ready` schedule.
 pub fn made_layer(rng: &mut ChaCha8Rng, graph: &Graph, hidden: &[u16]) -> (Vec<f32>, Vec<u16>) {
     let d = graph.d();
     let position = graph.position();
@@ -297,7 +321,10 @@ pub fn made_layer(rng: &mut ChaCha8Rng, graph: &Graph, hidden: &[u16]) -> (Vec<f
         }
     }
     params.extend((0..2 * d).map(|_| rng.random_range(-0.3f32..0.3)));
-    (params, ready)
+    let mut dims = vec![d as u16];
+    dims.extend(hidden);
+    dims.push(2 * d as u16);
+    (wire_params(&dims, &params), ready)
 }
 
 /// Shape of a random spec.
@@ -449,37 +476,43 @@ pub fn hand_spec() -> Spec {
         std: vec![0.5, 0.5],
         flow_layers: 1,
         flow_dims: vec![2, 1, 4],
-        flow_params,
+        flow_params: wire_params(&[2, 1, 4], &flow_params),
         // The unit needs x0 (position 0): ready once 1 feature is known.
         ready: vec![0, 1, 1],
         classifier: Mlp {
             dims: vec![2, 1],
             hidden: Activation::Relu,
             output: Activation::Sigmoid,
-            params: vec![0.0, 1.0, -0.5],
+            params: wire_params(&[2, 1], &[0.0, 1.0, -0.5]),
         },
         carma: Some(Carma {
             mask_net: Mlp {
                 dims: vec![2, 4],
                 hidden: Activation::Relu,
                 output: Activation::Identity,
-                params: vec![
-                    0.0, 0.0, // phi_00
-                    0.0, 0.0, // phi_01
-                    0.0, 0.0, // phi_10
-                    0.0, -1.0, // phi_11 = -z1
-                    0.0, 1.0, 0.0, 0.0, // biases
-                ],
+                params: wire_params(
+                    &[2, 4],
+                    &[
+                        0.0, 0.0, // phi_00
+                        0.0, 0.0, // phi_01
+                        0.0, 0.0, // phi_10
+                        0.0, -1.0, // phi_11 = -z1
+                        0.0, 1.0, 0.0, 0.0, // biases
+                    ],
+                ),
             },
             action_net: Mlp {
                 dims: vec![4, 2],
                 hidden: Activation::Relu,
                 output: Activation::Identity,
-                params: vec![
-                    0.0, 0.0, 0.0, 0.0, // delta0
-                    0.0, 0.0, 0.0, 6.0, // delta1 = 6 m1 - 2
-                    -10.0, -2.0, // biases
-                ],
+                params: wire_params(
+                    &[4, 2],
+                    &[
+                        0.0, 0.0, 0.0, 0.0, // delta0
+                        0.0, 0.0, 0.0, 6.0, // delta1 = 6 m1 - 2
+                        -10.0, -2.0, // biases
+                    ],
+                ),
             },
             clamp_lo: -4.0,
             clamp_hi: 5.0,
