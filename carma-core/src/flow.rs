@@ -389,6 +389,9 @@ impl<'a> Flow<'a> {
                         activate_all(HIDDEN, cur);
                         if flagging {
                             let (prev_flags, cur_flags) = self.hidden_pair(flags, h);
+                            // Units past the ready prefix have flag 0.
+                            let known = self.ready(l, h - 1, t);
+                            let prev_flags = prev_flags.get(..known).unwrap_or(prev_flags);
                             for j in lo..hi {
                                 if let Some(f) = cur_flags.get_mut(j) {
                                     *f = f32::from(u8::from(dense.reads_flagged(j, prev_flags)));
@@ -407,7 +410,9 @@ impl<'a> Flow<'a> {
                         let reads: &[f32] = if n_hidden == 0 {
                             input_flags.get(..input_len).unwrap_or_default()
                         } else {
-                            self.last_hidden(flags)
+                            // Units past the ready prefix have flag 0.
+                            let last = self.last_hidden(flags);
+                            last.get(..self.ready(l, n_hidden - 1, t)).unwrap_or(last)
                         };
                         out.reads_flagged(2 * i, reads) || out.reads_flagged(2 * i + 1, reads)
                     };

@@ -307,9 +307,13 @@ impl<'a> Dense<'a> {
 
     /// True if row `row` has a non-zero weight on an input whose flag is non-zero.
     pub(crate) fn reads_flagged(&self, row: usize, flags: &[f32]) -> bool {
-        self.row(row)
-            .zip(flags)
-            .fold(false, |acc, (w, &f)| acc | ((w != 0.0) & (f != 0.0)))
+        let at = 4 * row;
+        row < self.n_out
+            && self
+                .w
+                .chunks_exact(4 * self.n_out)
+                .zip(flags)
+                .any(|(col, &f)| f != 0.0 && col.get(at..at + 4).is_some_and(|w| f32_at(w) != 0.0))
     }
 
     /// The first row whose weight from some column in `cols` is non-zero,
