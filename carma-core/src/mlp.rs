@@ -251,9 +251,11 @@ impl<'a> Dense<'a> {
         let start = cols.start.checked_mul(col_len)?.checked_add(4 * j)?;
         let end = last.checked_mul(col_len)?.checked_add(start + 4 * R)?;
         let region = self.tail.get(start..end)?;
-        // One run per input, all inside `region`: no bound to check in the loop.
-        let runs = region.windows(4 * R).step_by(col_len.max(1));
-        for (run, &xk) in runs.zip(xs) {
+        // One run per input, all inside `region` (checked above, so the
+        // offsets below cannot overflow).
+        for (i, &xk) in xs.iter().enumerate() {
+            let at = i * col_len;
+            let run = region.get(at..at + 4 * R)?;
             for (a, w) in acc.iter_mut().zip(run.chunks_exact(4)) {
                 *a += f32_at(w) * xk;
             }
