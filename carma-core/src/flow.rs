@@ -237,8 +237,7 @@ impl<'a> Flow<'a> {
             {
                 dst.copy_from_slice(input);
             }
-            for h in 0..n_hidden {
-                let Some(dense) = mlp.layer(h) else { break };
+            for (h, dense) in mlp.layers().take(n_hidden).enumerate() {
                 if h == 0 {
                     let (_, width) = self.hidden_span(0);
                     dense.forward(input, HIDDEN, hidden.get_mut(..width).unwrap_or_default());
@@ -354,8 +353,7 @@ impl<'a> Flow<'a> {
             for (t, &feature) in self.order.iter().enumerate() {
                 // While nothing changed every flag is 0, as the scratch already holds.
                 let flagging = !changed.is_empty() && last_asking.is_some_and(|p| p >= t);
-                for h in 0..n_hidden {
-                    let Some(dense) = mlp.layer(h) else { break };
+                for (h, dense) in mlp.layers().take(n_hidden).enumerate() {
                     let lo = if t == 0 { 0 } else { self.ready(l, h, t - 1) };
                     let hi = self.ready(l, h, t);
                     if h > 0 {

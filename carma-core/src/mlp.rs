@@ -517,6 +517,29 @@ impl<'a> Mlp<'a> {
         None
     }
 
+    /// The layers in order (what [`Mlp::layer`] gives for `0, 1, ...`,
+    /// without walking the widths again for each).
+    pub fn layers(&self) -> impl Iterator<Item = Dense<'a>> + 'a {
+        let params = self.params;
+        let mut at = 0usize;
+        let dims = self.dims;
+        (0..self.n_layers()).map_while(move |i| {
+            let n_in = usize::from(dims.get(i)?);
+            let n_out = usize::from(dims.get(i + 1)?);
+            let w_end = at.checked_add(n_out.checked_mul(n_in)?.checked_mul(4)?)?;
+            let b_end = w_end.checked_add(n_out.checked_mul(4)?)?;
+            let dense = Dense {
+                n_in,
+                n_out,
+                w: params.get(at..w_end)?,
+                b: params.get(w_end..b_end)?,
+                tail: params.get(at..)?,
+            };
+            at = b_end;
+            Some(dense)
+        })
+    }
+
     /// The largest width after the input.
     pub fn max_width(&self) -> usize {
         self.dims.iter().skip(1).map(usize::from).max().unwrap_or(0)
@@ -547,8 +570,7 @@ impl<'a> Mlp<'a> {
         let b = rest.get_mut(..width).ok_or(too_small)?;
         // `in_a`: the previous layer's output is in `a`.
         let mut in_a = false;
-        for l in 0..self.n_layers() {
-            let Some(layer) = self.layer(l) else { break };
+        for (l, layer) in self.layers().enumerate() {
             let act = self.activation(l);
             let (n_in, n_out) = (layer.n_in(), layer.n_out());
             match (l, in_a) {
