@@ -27,15 +27,20 @@ const FLOOR: f32 = -30.0;
 #[inline(always)]
 fn expm1_nonpositive(x: f32) -> f32 {
     let x = x.clamp(FLOOR, 0.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let k = t - ROUND;
     let r = (x - k * LN2_HI) - k * LN2_LO;
     let p = r + r
         * r
         * (0.5
             + r * (1.0 / 6.0
                 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0))))));
-    // k is an integer in [-44, 0] here (NaN converts to 0 and stays NaN in `p`).
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // `2^k` from the bits of `t = 1.5 * 2^23 + k` (k is an integer in
+    // [-44, 0], one unit in the last place of `t` each): integer operations
+    // only, which vectorize, unlike a float-to-int conversion. (A NaN makes
+    // `p`, so the result, NaN.)
+    let k_bits = t.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(k_bits.wrapping_add(127) << 23);
     scale * p + (scale - 1.0)
 }
 
