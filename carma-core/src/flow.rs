@@ -169,7 +169,11 @@ impl<'a> Flow<'a> {
 
     /// Running sums inversion keeps for every hidden layer after the first.
     fn sums_len(&self) -> usize {
-        self.hidden_len() - self.hidden_span(0).1
+        if self.n_hidden() == 0 {
+            0
+        } else {
+            self.hidden_len().saturating_sub(self.hidden_span(0).1)
+        }
     }
 
     /// `(start, width)` of hidden layer `h` within the hidden scratch.
@@ -374,7 +378,7 @@ impl<'a> Flow<'a> {
                     } else {
                         let (_, cur) = self.hidden_pair(hidden, h);
                         let (start, _) = self.hidden_span(h);
-                        let at = start - first_width;
+                        let at = start.saturating_sub(first_width);
                         let sum = sums.get(at + lo..at + hi).unwrap_or_default();
                         let cur = cur.get_mut(lo..hi).unwrap_or_default();
                         for ((c, s), j) in cur.iter_mut().zip(sum).zip(lo..) {
@@ -475,7 +479,9 @@ impl<'a> Flow<'a> {
         let first_width = self.hidden_span(0).1;
         let (Some(prev), Some(sum)) = (
             hidden.get(p_start..p_start + p_width),
-            sums.get_mut(start - first_width + from..start - first_width + width),
+            sums.get_mut(
+                start.saturating_sub(first_width) + from..start.saturating_sub(first_width) + width,
+            ),
         ) else {
             return;
         };
