@@ -14,6 +14,11 @@
 //! `chain/*`: random bundles of the same widths on chain graphs of 4, 8, 16
 //! and 32 features, every individual rejected (so `recommend` takes its full
 //! path), for how the cost grows with the number of features.
+//!
+//! `*/invert_fixed_point_baseline`: the reference implementation's inverse
+//! (`D` full passes of each flow layer, FLOW_MATH section 6) on the core's
+//! own kernels, so that the scheduled inversion's speed-up is a ratio
+//! measured in the same run (the tests check both give the same bits).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -149,6 +154,15 @@ fn loan(c: &mut Criterion) {
             bundle.invert(&c.z_cf, &mut out, &mut scratch).unwrap()
         })
     });
+    // The reference's algorithm (D full passes per flow layer) on the same
+    // kernels: the baseline of the scheduled inversion, in the same process.
+    let mut work = vec![0.0f32; d + bundle.flow().layer(0).unwrap().scratch_len()];
+    g.bench_function("invert_fixed_point_baseline", |b| {
+        per_case(b, &rejected, |c| {
+            out.copy_from_slice(&c.z_cf);
+            common::fixed_point_invert(&bundle, &mut out, &mut work);
+        })
+    });
     g.bench_function("classify", |b| {
         per_case(b, &rejected, |c| {
             bundle.classify(&c.x_std, &mut scratch).unwrap()
@@ -271,6 +285,17 @@ fn chain(c: &mut Criterion) {
                 bundle.invert(&c.z_cf, &mut out, &mut scratch).unwrap()
             })
         });
+        let mut work = vec![0.0f32; d + bundle.flow().layer(0).unwrap().scratch_len()];
+        g.bench_with_input(
+            BenchmarkId::new("invert_fixed_point_baseline", d),
+            &cases,
+            |b, cases| {
+                per_case(b, cases, |c| {
+                    out.copy_from_slice(&c.z_cf);
+                    common::fixed_point_invert(&bundle, &mut out, &mut work);
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -39,6 +39,30 @@ pub fn wire_params(dims: &[u16], row_major: &[f32]) -> Vec<f32> {
     out
 }
 
+/// The reference's inverse (FLOW_MATH section 6), on the core's own kernels:
+/// per layer, from `x = 0`, `D` full passes of the hyper-network and
+/// `x <- (z - shift(x)) / exp(ls(x))`. `v` holds `z` on entry and `x~` on
+/// exit; `work` holds `D` values plus the hyper-network's scratch. The
+/// inversion tests compare the core against it bit for bit, and the
+/// benchmarks run it as the baseline the scheduled inversion is measured
+/// against.
+pub fn fixed_point_invert(b: &carma_core::Bundle<'_>, v: &mut [f32], work: &mut [f32]) {
+    let flow = b.flow();
+    let d = v.len();
+    let (x, scratch) = work.split_at_mut(d);
+    for l in (0..flow.n_layers()).rev() {
+        let net = flow.layer(l).expect("layer");
+        x.fill(0.0);
+        for _ in 0..d {
+            let o = net.forward(x, scratch).expect("forward");
+            for i in 0..d {
+                x[i] = (v[i] - o[2 * i]) / libm::expf(carma_core::flow::soft_clip(o[2 * i + 1]));
+            }
+        }
+        v.copy_from_slice(x);
+    }
+}
+
 /// `u16` values as little-endian bytes.
 pub fn le16(v: &[u16]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
