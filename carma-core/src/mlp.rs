@@ -251,14 +251,27 @@ impl<'a> Dense<'a> {
         let start = cols.start.checked_mul(col_len)?.checked_add(4 * j)?;
         let end = last.checked_mul(col_len)?.checked_add(start + 4 * R)?;
         let region = self.tail.get(start..end)?;
-        // One run per input, all inside `region` (checked above, so the
-        // offsets below cannot overflow).
-        for (i, &xk) in xs.iter().enumerate() {
-            let at = i * col_len;
-            let run = region.get(at..at + 4 * R)?;
+        let add = |acc: &mut [f32; R], run: &[u8], xk: f32| {
             for (a, w) in acc.iter_mut().zip(run.chunks_exact(4)) {
                 *a += f32_at(w) * xk;
             }
+        };
+        let (xs, x_last) = xs.split_at_checked(last)?;
+        let (head, tail) = region.split_at_checked(last * col_len)?;
+        if col_len >= 4 * R {
+            // Whole columns, then the last run: the bound is checked once.
+            for (col, &xk) in head.chunks_exact(col_len).zip(xs) {
+                add(&mut acc, col.get(..4 * R)?, xk);
+            }
+        } else {
+            // A narrow layer: each run reaches into the next column.
+            for (i, &xk) in xs.iter().enumerate() {
+                let at = i * col_len;
+                add(&mut acc, region.get(at..at + 4 * R)?, xk);
+            }
+        }
+        if let Some(&xk) = x_last.first() {
+            add(&mut acc, tail, xk);
         }
         Some(acc)
     }
