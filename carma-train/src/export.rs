@@ -681,6 +681,20 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// Evaluates a flow hyper-network (ELU hidden, identity output) in f64.
+    /// Wire-order parameters (each `W` column-major) back in the specs' row-major order.
+    fn from_wire_order(dims: &[usize], wire: &[f32]) -> Vec<f32> {
+        let mut out = wire.to_vec();
+        for ((w_at, _), pair) in layer_offsets(dims).into_iter().zip(dims.windows(2)) {
+            let (n_in, n_out) = (pair[0], pair[1]);
+            for row in 0..n_out {
+                for col in 0..n_in {
+                    out[w_at + row * n_in + col] = wire[w_at + weight_index(n_out, row, col)];
+                }
+            }
+        }
+        out
+    }
+
     fn eval_hypernet(dims: &[usize], params: &[f32], x: &[f64]) -> Vec<f64> {
         let offsets = layer_offsets(dims);
         let mut a = x.to_vec();
@@ -939,7 +953,11 @@ mod tests {
             let stored: Vec<f32> = params.slice(l * n, n).unwrap().iter().collect();
             let x = [0.3, -1.2, 0.7, 2.0];
             let a = eval_hypernet(&spec.flow.dims, layer, &x);
-            let b = eval_hypernet(&spec.flow.dims, &stored, &x);
+            let b = eval_hypernet(
+                &spec.flow.dims,
+                &from_wire_order(&spec.flow.dims, &stored),
+                &x,
+            );
             for (a, b) in a.iter().zip(&b) {
                 assert!((a - b).abs() < 1e-12, "{a} vs {b}");
             }
@@ -968,6 +986,22 @@ mod tests {
         assert_eq!((carma.clamp_lo, carma.clamp_hi), (-4.0, 5.0));
         let dims: Vec<u16> = U16s::new(carma.action_net.dims).unwrap().iter().collect();
         assert_eq!(dims, vec![8, 3, 4]);
+        // Weights are stored column-major: W[row][col] at weight_index(n_out, row, col).
+        let c = spec.carma.as_ref().unwrap();
+        for (wire, net) in [
+            (carma.mask_net, &c.mask_net),
+            (carma.action_net, &c.action_net),
+        ] {
+            let stored: Vec<f32> = F32s::new(wire.params).unwrap().iter().collect();
+            assert_ne!(stored, net.params);
+            assert_eq!(from_wire_order(&net.dims, &stored), net.params);
+        }
+        let (n_in, n_out) = (c.mask_net.dims[0], c.mask_net.dims[1]);
+        let stored = F32s::new(carma.mask_net.params).unwrap();
+        assert_eq!(
+            stored.get(weight_index(n_out, 2, 1)),
+            Some(c.mask_net.params[2 * n_in + 1])
+        );
         spec.carma.as_mut().unwrap().clamp = (1.0, 1.0);
         assert!(matches!(
             spec.to_bytes(),
