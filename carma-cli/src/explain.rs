@@ -2,7 +2,7 @@
 //! recommended values in original units), what changes as a consequence, and the probability of
 //! acceptance before and after.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use carma_core::{Bundle, FeatureSet, Recommendation};
 
@@ -69,32 +69,64 @@ impl Explanation {
         x_cf: &[f32],
         rec: Recommendation,
     ) -> Explanation {
-        let mut actions = Vec::new();
-        let mut consequences = Vec::new();
+        let mut e = Explanation::empty(rec);
+        e.fill(&Style::new(bundle), row, x, x_cf, rec);
+        e
+    }
+
+    /// An explanation with nothing in it yet, to be [`fill`](Explanation::fill)ed again and
+    /// again without allocating.
+    pub fn empty(rec: Recommendation) -> Explanation {
+        Explanation {
+            row: 0,
+            id: None,
+            rec,
+            actions: Vec::new(),
+            consequences: Vec::new(),
+            x_cf: Vec::new(),
+            forbidden_left_none: None,
+        }
+    }
+
+    /// What [`Explanation::new`] computes, into this one's buffers; the id and the warning are
+    /// cleared.
+    pub fn fill(
+        &mut self,
+        style: &Style,
+        row: usize,
+        x: &[f32],
+        x_cf: &[f32],
+        rec: Recommendation,
+    ) {
+        self.row = row;
+        self.id = None;
+        self.rec = rec;
+        self.actions.clear();
+        self.consequences.clear();
+        self.forbidden_left_none = None;
         for (i, (&from, &to)) in x.iter().zip(x_cf).enumerate() {
             let change = Change {
                 feature: i,
                 from,
                 to,
             };
-            let std = bundle.std(i).unwrap_or(1.0);
             if rec.mask.contains(i) {
-                actions.push(change);
-            } else if (to - from).abs() > CONSEQUENCE_TOL * std
-                && value(bundle, i, from) != value(bundle, i, to)
+                self.actions.push(change);
+            } else if (to - from).abs() > CONSEQUENCE_TOL * style.std[i]
+                && style.shown(i, from) != style.shown(i, to)
             {
-                consequences.push(change);
+                self.consequences.push(change);
             }
         }
-        Explanation {
-            row,
-            id: None,
-            rec,
-            actions,
-            consequences,
-            x_cf: x_cf.to_vec(),
-            forbidden_left_none: None,
-        }
+        self.x_cf.clear();
+        self.x_cf.extend_from_slice(x_cf);
+    }
+
+    /// Set the identifier, reusing the string's memory.
+    pub fn set_id(&mut self, id: &str) {
+        let s = self.id.get_or_insert_with(String::new);
+        s.clear();
+        s.push_str(id);
     }
 
     /// `already accepted`, `accepted after the recommendation`, or `not accepted`.
@@ -110,64 +142,78 @@ impl Explanation {
 
     /// Plain language, one paragraph (ending in a newline).
     pub fn text(&self, bundle: &Bundle<'_>) -> String {
+        let mut out = Vec::new();
+        self.write_text(bundle, &Style::new(bundle), &mut out);
+        String::from_utf8(out).expect("the text is built from strings")
+    }
+
+    /// Append [`Explanation::text`] to `out`.
+    pub fn write_text(&self, bundle: &Bundle<'_>, style: &Style, out: &mut Vec<u8>) {
         let r = &self.rec;
-        let mut s = match &self.id {
-            Some(id) => format!("Person {id}: "),
-            None => format!("Person {}: ", self.row),
-        };
-        if r.already_accepted {
-            let _ = writeln!(
-                s,
-                "already accepted (p = {:.2}). Nothing to change.",
-                r.prob_before
-            );
-            return s;
+        match &self.id {
+            Some(id) => {
+                out.extend_from_slice(b"Person ");
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(b": ");
+            }
+            None => {
+                out.extend_from_slice(b"Person ");
+                write_uint(out, self.row as u64);
+                out.extend_from_slice(b": ");
+            }
         }
-        let _ = write!(s, "rejected (p = {:.2}). ", r.prob_before);
+        if r.already_accepted {
+            out.extend_from_slice(b"already accepted (p = ");
+            write_fixed(out, r.prob_before, 2);
+            out.extend_from_slice(b"). Nothing to change.\n");
+            return;
+        }
+        out.extend_from_slice(b"rejected (p = ");
+        write_fixed(out, r.prob_before, 2);
+        out.extend_from_slice(b"). ");
         if self.actions.is_empty() {
-            s.push_str("No recommendation: no feature that may be changed would help.");
+            out.extend_from_slice(b"No recommendation: no feature that may be changed would help.");
         } else {
             // "raise income from 1.20 to 2.85 and savings from 0.40 to 3.10": a verb is said
             // once for a run of actions sharing it.
+            out.extend_from_slice(b"Recommended: ");
             let mut previous = "";
-            let actions: Vec<String> = self
-                .actions
-                .iter()
-                .map(|c| {
-                    let (verb, rest) = action_words(bundle, c);
-                    let said = if verb == previous {
-                        rest
-                    } else {
-                        format!("{verb} {rest}")
-                    };
-                    previous = verb;
-                    said
-                })
-                .collect();
-            let _ = write!(s, "Recommended: {}", join(&actions));
+            for (k, c) in self.actions.iter().enumerate() {
+                separator(out, k, self.actions.len());
+                let verb = action_verb(bundle, c);
+                if verb != previous {
+                    out.extend_from_slice(verb.as_bytes());
+                    out.push(b' ');
+                }
+                previous = verb;
+                out.extend_from_slice(style.names[c.feature].as_bytes());
+                style.write_move(out, c);
+            }
             if !self.consequences.is_empty() {
-                let cons: Vec<String> = self
-                    .consequences
-                    .iter()
-                    .map(|c| consequence_words(bundle, c))
-                    .collect();
-                let _ = write!(s, "; as a consequence {}", join(&cons));
+                out.extend_from_slice(b"; as a consequence ");
+                for (k, c) in self.consequences.iter().enumerate() {
+                    separator(out, k, self.consequences.len());
+                    out.extend_from_slice(style.names[c.feature].as_bytes());
+                    out.extend_from_slice(if c.to >= c.from { b" rises" } else { b" falls" });
+                    style.write_move(out, c);
+                }
             }
             if r.accepted {
-                let _ = write!(s, ". Then accepted (p = {:.2}).", r.prob_after);
+                out.extend_from_slice(b". Then accepted (p = ");
+                write_fixed(out, r.prob_after, 2);
+                out.extend_from_slice(b").");
             } else {
-                let _ = write!(
-                    s,
-                    ". Even then still rejected (p = {:.2}): the best the model found.",
-                    r.prob_after
-                );
+                out.extend_from_slice(b". Even then still rejected (p = ");
+                write_fixed(out, r.prob_after, 2);
+                out.extend_from_slice(b"): the best the model found.");
             }
         }
-        s.push('\n');
+        out.push(b'\n');
         if let Some(w) = self.warning(bundle) {
-            let _ = writeln!(s, "  Warning: {w}");
+            out.extend_from_slice(b"  Warning: ");
+            out.extend_from_slice(w.as_bytes());
+            out.push(b'\n');
         }
-        s
     }
 
     /// The `--forbid` warning, if any.
@@ -219,7 +265,7 @@ impl Explanation {
         }
     }
 
-    /// The CSV header matching [`Explanation::csv_record`]; `id` names the identifier column,
+    /// The CSV header matching [`Explanation::write_csv`]; `id` names the identifier column,
     /// when there is one.
     pub fn csv_header(bundle: &Bundle<'_>, id: Option<&str>) -> Vec<String> {
         let mut h: Vec<String> = vec!["row".into()];
@@ -241,28 +287,404 @@ impl Explanation {
         h.push("warning".into());
         h
     }
+}
 
-    /// One CSV record: the summary, then the recommended value of every feature.
-    pub fn csv_record(&self, bundle: &Bundle<'_>) -> Vec<String> {
-        let names = |v: &[Change]| {
-            v.iter()
-                .map(|c| model::name(bundle, c.feature))
-                .collect::<Vec<_>>()
-                .join(";")
+impl Explanation {
+    /// Append one CSV line: the row, the id, the status, the probabilities, the cost, the
+    /// actions and consequences (`;`-separated), the recommended value of every feature, the
+    /// warning. Quoted as the `csv` crate's writer quotes (a field holding a comma, a quote or a line break is put in quotes, its
+    /// quotes doubled).
+    pub fn write_csv(&self, bundle: &Bundle<'_>, style: &Style, out: &mut Vec<u8>) {
+        let r = &self.rec;
+        write_uint(out, self.row as u64);
+        if let Some(id) = &self.id {
+            csv_field(out, |o| o.extend_from_slice(id.as_bytes()));
+        }
+        // Numbers and the status never need quotes.
+        out.push(b',');
+        out.extend_from_slice(self.status().as_bytes());
+        for v in [r.prob_before, r.prob_after, r.cost] {
+            out.push(b',');
+            write_f32(out, v);
+        }
+        for list in [&self.actions, &self.consequences] {
+            csv_field(out, |o| {
+                for (k, c) in list.iter().enumerate() {
+                    if k > 0 {
+                        o.push(b';');
+                    }
+                    o.extend_from_slice(style.names[c.feature].as_bytes());
+                }
+            });
+        }
+        for &v in &self.x_cf {
+            out.push(b',');
+            write_f32(out, v);
+        }
+        match self.warning(bundle) {
+            Some(w) => csv_field(out, |o| o.extend_from_slice(w.as_bytes())),
+            None => out.push(b','),
+        }
+        out.push(b'\n');
+    }
+}
+
+/// A comma, then the field `write` appends, quoted if it must be.
+fn csv_field(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b',');
+    let start = out.len();
+    write(out);
+    quote(out, start);
+}
+
+/// Put `out[start..]` in quotes, doubling its quotes, when it holds a comma, a quote or a line
+/// break (the `csv` crate's writer's rule with its default settings).
+fn quote(out: &mut Vec<u8>, start: usize) {
+    if out[start..]
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        let field = out.split_off(start);
+        out.push(b'"');
+        for b in field {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+}
+
+/// Append `v` exactly as `format!("{v}")` writes it (the shortest decimal that reads back to
+/// `v`, never in exponent notation), about three times faster: the digits come from `ryu` (the
+/// same shortest, closest digits; test `f32_display_matches_std_for_every_f32`, ignored by
+/// default) and are laid out as `Display` does.
+pub fn write_f32(out: &mut Vec<u8>, v: f32) {
+    if !v.is_finite() {
+        let _ = write!(Bytes(out), "{v}");
+        return;
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v).as_bytes();
+    // Most values: ryu writes `123.45`, `0.0012` or `1200.0` (no exponent), which is Display's
+    // text once a `.0` is dropped, unless v is a halfway case (checked from its bits).
+    if let Some(p) = text.iter().position(|&b| b == b'.')
+        && !text.contains(&b'e')
+    {
+        let (shown, e) = if &text[p + 1..] == b"0" {
+            let int = &text[..p];
+            let zeros = int.iter().rev().take_while(|&&b| b == b'0').count();
+            (int, zeros as i32)
+        } else {
+            (text, -((text.len() - p - 1) as i32))
         };
-        let mut r = vec![self.row.to_string()];
-        r.extend(self.id.clone());
-        r.extend([
-            self.status().to_owned(),
-            self.rec.prob_before.to_string(),
-            self.rec.prob_after.to_string(),
-            self.rec.cost.to_string(),
-            names(&self.actions),
-            names(&self.consequences),
-        ]);
-        r.extend(self.x_cf.iter().map(f32::to_string));
-        r.push(self.warning(bundle).unwrap_or_default());
-        r
+        if !maybe_halfway(v, e) {
+            out.extend_from_slice(shown);
+            return;
+        }
+    }
+    let (negative, text) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+        Some(p) => {
+            let e = std::str::from_utf8(&text[p + 1..])
+                .ok()
+                .and_then(|e| e.parse::<i32>().ok());
+            let Some(e) = e else {
+                let _ = write!(Bytes(out), "{v}");
+                return;
+            };
+            (&text[..p], e)
+        }
+        None => (text, 0),
+    };
+    // The value is 0.DIGITS x 10^k.
+    let mut digits = [0u8; 32];
+    let (mut n, mut point) = (0, None);
+    for &b in mantissa {
+        if b == b'.' {
+            point = Some(n);
+        } else if n < digits.len() {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let mut k = point.unwrap_or(n) as i32 + exponent;
+    let mut lo = 0;
+    while lo < n && digits[lo] == b'0' {
+        lo += 1;
+        k -= 1;
+    }
+    let mut hi = n;
+    while hi > lo && digits[hi - 1] == b'0' {
+        hi -= 1;
+    }
+    // When v lies exactly halfway between two shortest candidates, ryu takes the even one and
+    // Display the one above: 5.97265625 is "5.9726562" for ryu and "5.9726563" for Display.
+    if lo < hi && hi - lo <= 18 {
+        let int = digits[lo..hi]
+            .iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
+        let e = k - (hi - lo) as i32;
+        if halfway_above(v, int, e) {
+            let mut up = int + 1;
+            let mut e = e;
+            while up % 10 == 0 {
+                up /= 10;
+                e += 1;
+            }
+            let mut len = 0;
+            let mut rest = up;
+            while rest > 0 {
+                len += 1;
+                rest /= 10;
+            }
+            let mut rest = up;
+            for i in (0..len).rev() {
+                digits[i] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            lo = 0;
+            hi = len;
+            k = len as i32 + e;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    let d = &digits[lo..hi];
+    let zeros = |out: &mut Vec<u8>, count: i32| out.extend((0..count).map(|_| b'0'));
+    if d.is_empty() {
+        out.push(b'0');
+    } else if k <= 0 {
+        out.extend_from_slice(b"0.");
+        zeros(out, -k);
+        out.extend_from_slice(d);
+    } else if k as usize >= d.len() {
+        out.extend_from_slice(d);
+        zeros(out, k - d.len() as i32);
+    } else {
+        out.extend_from_slice(&d[..k as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&d[k as usize..]);
+    }
+}
+
+/// `|v| = m x 2^q` with `m` odd (`m = 0` for zero).
+fn odd_mantissa(v: f32) -> (u32, i32) {
+    let bits = v.to_bits();
+    let (exp, frac) = ((bits >> 23) & 0xff, bits & 0x7f_ffff);
+    let (m, q) = if exp == 0 {
+        (frac, -149)
+    } else {
+        (frac | 1 << 23, exp as i32 - 150)
+    };
+    if m == 0 {
+        return (0, 0);
+    }
+    (m >> m.trailing_zeros(), q + m.trailing_zeros() as i32)
+}
+
+/// Whether `|v|` may be `(int + 1/2) x 10^e` for some integer `int` (see [`halfway_above`]).
+fn maybe_halfway(v: f32, e: i32) -> bool {
+    let (m, q) = odd_mantissa(v);
+    m != 0 && q + 1 == e
+}
+
+/// Whether `|v|` is exactly `(int + 1/2) x 10^e`.
+fn halfway_above(v: f32, int: u64, e: i32) -> bool {
+    let (m, q) = odd_mantissa(v);
+    if m == 0 {
+        return false;
+    }
+    let m = u128::from(m);
+    // 2|v| = (2 int + 1) x 10^e, with 2 int + 1 odd: the powers of 2 and the odd parts match.
+    if q + 1 != e {
+        return false;
+    }
+    let odd = 2 * u128::from(int) + 1;
+    let five = |p: i32| 5u128.checked_pow(p as u32);
+    if e >= 0 {
+        five(e).and_then(|f| odd.checked_mul(f)) == Some(m)
+    } else {
+        five(-e).and_then(|f| m.checked_mul(f)) == Some(odd)
+    }
+}
+
+/// `, ` or ` and ` before item `k` of `n`, as [`join`] puts them.
+fn separator(out: &mut Vec<u8>, k: usize, n: usize) {
+    if k == 0 {
+        return;
+    }
+    out.extend_from_slice(if k + 1 == n { b" and " } else { b", " });
+}
+
+/// `fmt::Write` appending to a byte buffer.
+pub struct Bytes<'a>(pub &'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// How each feature's values are shown, computed once per model: a value has as many decimals
+/// as a hundredth of the feature's spread needs; the spread also scales the consequence
+/// tolerance.
+#[derive(Debug, Clone)]
+pub struct Style {
+    /// Decimals of each feature; `None` for a binary feature (no decimals, sign kept).
+    decimals: Vec<Option<usize>>,
+    /// Standard deviation of each feature (1 when the model has no scaler).
+    std: Vec<f32>,
+    /// Feature names.
+    names: Vec<String>,
+}
+
+impl Style {
+    /// The style of `bundle`'s features.
+    pub fn new(bundle: &Bundle<'_>) -> Style {
+        let d = bundle.n_features();
+        Style {
+            decimals: (0..d)
+                .map(|i| {
+                    (!bundle.is_binary(i)).then(|| {
+                        let std = bundle.std(i).unwrap_or(1.0).max(f32::MIN_POSITIVE);
+                        (DIGITS_PER_STD - std.log10().round() as i32).clamp(0, 6) as usize
+                    })
+                })
+                .collect(),
+            std: (0..d).map(|i| bundle.std(i).unwrap_or(1.0)).collect(),
+            names: model::names(bundle),
+        }
+    }
+
+    /// Feature `i`'s value `v` as shown, in a buffer on the stack.
+    fn shown(&self, i: usize, v: f32) -> Small {
+        let mut s = Small::default();
+        match self.decimals[i] {
+            None => write_fixed(&mut s, v, 0),
+            Some(decimals) => {
+                write_fixed(&mut s, v, decimals);
+                // -0.003 shown with one decimal is "-0.0": say 0.0.
+                if let [b'-', rest @ ..] = s.as_bytes()
+                    && rest.iter().all(|&b| b == b'0' || b == b'.')
+                {
+                    s.buf.copy_within(1..s.len, 0);
+                    s.len -= 1;
+                }
+            }
+        }
+        s
+    }
+
+    /// Append ` from <from> to <to>`.
+    fn write_move(&self, out: &mut Vec<u8>, c: &Change) {
+        out.extend_from_slice(b" from ");
+        out.extend_from_slice(self.shown(c.feature, c.from).as_bytes());
+        out.extend_from_slice(b" to ");
+        out.extend_from_slice(self.shown(c.feature, c.to).as_bytes());
+    }
+}
+
+/// Where the number formatters append bytes.
+pub trait Put {
+    /// Append `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Put for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Put for Small {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.buf.len());
+        self.buf[self.len..end].copy_from_slice(&bytes[..end - self.len]);
+        self.len = end;
+    }
+}
+
+/// Append `n` in decimal, as `format!("{n}")`.
+pub fn write_uint(out: &mut impl Put, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put(&buf[i..]);
+}
+
+/// Append `v` with `decimals` decimals exactly as `format!("{v:.decimals$}")` does (the exact
+/// value of `v` rounded half to even; the sign of a negative value, zero included, is kept),
+/// without `fmt`'s general algorithm: with at most 6 decimals, `|v| x 10^decimals` is exact in
+/// `f64` (24 + 20 significant bits), so rounding it to an integer rounds the exact value.
+pub fn write_fixed(out: &mut impl Put, v: f32, decimals: usize) {
+    const POW10: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+    let scaled = POW10
+        .get(decimals)
+        .map(|&p| f64::from(v).abs() * p as f64)
+        .filter(|s| v.is_finite() && *s < 1e17);
+    let Some(scaled) = scaled else {
+        let mut s = String::new();
+        let _ = write!(s, "{v:.decimals$}");
+        out.put(s.as_bytes());
+        return;
+    };
+    let n = scaled.round_ties_even() as u64;
+    if v.is_sign_negative() {
+        out.put(b"-");
+    }
+    let p = POW10[decimals];
+    write_uint(out, n / p);
+    if decimals > 0 {
+        let mut frac = [b'0'; 7];
+        frac[0] = b'.';
+        let mut f = n % p;
+        for k in (1..=decimals).rev() {
+            frac[k] = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        out.put(&frac[..=decimals]);
+    }
+}
+
+/// A short text on the stack: an `f32` with at most 6 decimals takes at most 47 bytes.
+#[derive(Clone, Copy)]
+pub struct Small {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for Small {
+    fn default() -> Self {
+        Small {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Small {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl PartialEq for Small {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -306,47 +728,15 @@ fn short(v: f32) -> f64 {
     v.to_string().parse().unwrap_or(f64::from(v))
 }
 
-/// A value with as many decimals as a hundredth of the feature's spread needs.
-pub fn value(bundle: &Bundle<'_>, i: usize, v: f32) -> String {
-    if bundle.is_binary(i) {
-        return format!("{v:.0}");
-    }
-    let std = bundle.std(i).unwrap_or(1.0).max(f32::MIN_POSITIVE);
-    let decimals = (DIGITS_PER_STD - std.log10().round() as i32).clamp(0, 6) as usize;
-    let s = format!("{v:.decimals$}");
-    // -0.003 shown with one decimal is "-0.0": say 0.0.
-    match s.strip_prefix('-') {
-        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_owned(),
-        _ => s,
-    }
-}
-
-/// The verb and the rest: (`raise`, `income from 1.20 to 2.85`).
-fn action_words(bundle: &Bundle<'_>, c: &Change) -> (&'static str, String) {
-    let verb = if bundle.is_binary(c.feature) {
+/// The verb of an action: `change` (binary), `raise` or `lower`.
+fn action_verb(bundle: &Bundle<'_>, c: &Change) -> &'static str {
+    if bundle.is_binary(c.feature) {
         "change"
     } else if c.to >= c.from {
         "raise"
     } else {
         "lower"
-    };
-    let rest = format!(
-        "{} from {} to {}",
-        model::name(bundle, c.feature),
-        value(bundle, c.feature, c.from),
-        value(bundle, c.feature, c.to)
-    );
-    (verb, rest)
-}
-
-fn consequence_words(bundle: &Bundle<'_>, c: &Change) -> String {
-    let verb = if c.to >= c.from { "rises" } else { "falls" };
-    format!(
-        "{} {verb} from {} to {}",
-        model::name(bundle, c.feature),
-        value(bundle, c.feature, c.from),
-        value(bundle, c.feature, c.to)
-    )
+    }
 }
 
 fn set_names(bundle: &Bundle<'_>, set: FeatureSet) -> Vec<String> {
@@ -367,6 +757,145 @@ pub fn join(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn std_and_ours(v: f32) -> (String, String) {
+        let mut out = Vec::new();
+        write_f32(&mut out, v);
+        (format!("{v}"), String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn f32_display_matches_std() {
+        let special = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.5,
+            0.1,
+            0.3,
+            1e-7,
+            1.5e-7,
+            1e20,
+            123456790.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-45,
+            f32::EPSILON,
+            0.5,
+            16777216.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        for v in special {
+            let (a, b) = std_and_ours(v);
+            assert_eq!(a, b, "{v:e}");
+        }
+        // Every 997th bit pattern: all exponents, many mantissas.
+        for bits in (0..=u32::MAX).step_by(997) {
+            let v = f32::from_bits(bits);
+            let (a, b) = std_and_ours(v);
+            assert_eq!(a, b, "bits {bits:#x}");
+        }
+    }
+
+    /// Every finite positive `f32` (the sign is only a prefix in both):
+    /// `cargo test --release -p carma-cli --bin carma -- --ignored f32_display` (minutes).
+    #[test]
+    #[ignore]
+    fn f32_display_matches_std_for_every_f32() {
+        let mut ours = Vec::new();
+        let mut std = String::new();
+        for bits in 0..0x7f80_0000u32 {
+            let v = f32::from_bits(bits);
+            ours.clear();
+            std.clear();
+            write_f32(&mut ours, v);
+            let _ = write!(std, "{v}");
+            assert_eq!(std.as_bytes(), ours.as_slice(), "bits {bits:#x}");
+        }
+    }
+
+    #[test]
+    fn fixed_decimals_match_std() {
+        let check = |v: f32| {
+            for decimals in 0..=7 {
+                let mut out = Vec::new();
+                write_fixed(&mut out, v, decimals);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    format!("{v:.decimals$}"),
+                    "{v:e} {decimals}"
+                );
+            }
+        };
+        // Exact ties (round half to even), signs, zeros, the f64 limit, non-finite values.
+        for v in [
+            0.25f32,
+            0.125,
+            0.375,
+            0.5,
+            1.5,
+            2.5,
+            0.0625,
+            0.1875,
+            -0.125,
+            -0.0,
+            0.0,
+            -0.001,
+            0.005,
+            0.995,
+            1e10,
+            1e11,
+            1e17,
+            3e38,
+            1e-45,
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+        ] {
+            check(v);
+        }
+        for bits in (0..=u32::MAX).step_by(4999) {
+            check(f32::from_bits(bits));
+        }
+        // Every value at 2^-7 steps: each is a tie for some number of decimals.
+        for k in -3000..3000 {
+            check(k as f32 / 128.0);
+        }
+        let mut out = Vec::new();
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            out.clear();
+            write_uint(&mut out, n);
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn csv_lines_match_the_csv_writer() {
+        // Fields that need quotes, and ones that do not.
+        for field in [
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "two\nlines",
+            "cr\r",
+            "",
+            " spaced ",
+        ] {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["1", field, "x"]).unwrap();
+            let expected = w.into_inner().unwrap();
+            let mut out = b"1".to_vec();
+            csv_field(&mut out, |o| o.extend_from_slice(field.as_bytes()));
+            csv_field(&mut out, |o| o.push(b'x'));
+            out.push(b'\n');
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn join_reads_as_a_sentence() {

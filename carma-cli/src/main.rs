@@ -11,6 +11,7 @@ mod cmd;
 mod explain;
 mod model;
 mod progress;
+mod rows;
 
 /// Causal algorithmic recourse: tell a rejected applicant what to change, respecting cause and
 /// effect.

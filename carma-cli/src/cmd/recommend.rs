@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use carma_core::error::{Error as CoreError, InputError};
 use carma_core::{Bundle, FeatureSet};
-use carma_train::data::{CsvOptions, CsvRowReader};
+use carma_train::data::{CsvOptions, CsvRowReader, DataError};
 use carma_train::io::AtomicFile;
 
-use crate::explain::{Explanation, Unrestricted};
+use crate::explain::{Explanation, Style, Unrestricted};
 use crate::model::{self, ModelFile};
+use crate::rows::{self, CsvSource, Layout, Parsed, Scan};
 
 /// Rows each thread handles per chunk: large enough to amortize starting the threads, small
 /// enough that a chunk's input and output stay a few megabytes.
@@ -134,7 +135,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => (Box::new(reader) as Box<dyn Read>, None),
     };
-    let mut rows = CsvRowReader::from_reader(reader, &label, &graph, &options)?;
+    let (mut input, header) = Input::new(reader).map_err(|source| DataError::Io {
+        file: label.clone(),
+        source,
+    })?;
+    // The header is checked (and refused) exactly as the trainer's reader does.
+    let rows = CsvRowReader::from_reader(header.as_slice(), &label, &graph, &options)?;
+    let layout = Layout {
+        columns: rows.columns().to_vec(),
+        binary: (0..graph.len()).map(|i| graph.is_binary(i)).collect(),
+        n_cells: rows.n_cells(),
+        id: id_column.map(|(_, j)| j),
+    };
+    let shared = Shared {
+        bundle: &bundle,
+        forbid,
+        format: args.format,
+        style: Style::new(&bundle),
+        layout,
+        source: CsvSource {
+            header: &header,
+            header_newlines: newlines(&header),
+            file: &label,
+            graph: &graph,
+            options: &options,
+        },
+    };
 
     let mut sink = match &args.out {
         Some(path) => Sink::File(
@@ -149,12 +175,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map_or(1, NonZeroUsize::get);
 
     let tally = stream(
-        &bundle,
-        forbid,
-        args.format,
+        &shared,
         threads,
-        id_column,
-        &mut rows,
+        id_column.map(|(name, _)| name),
+        &mut input,
         &mut sink,
     )?;
     sink.finish()?;
@@ -220,220 +244,370 @@ fn find_column(
     Ok((header, index))
 }
 
-/// One worker's formatted output and counts.
-type Part = anyhow::Result<(Vec<u8>, Tally)>;
+/// Bytes read per `read` call at least (more while one record is longer).
+const READ_BLOCK: usize = 256 * 1024;
 
-/// A chunk of input rows: features (`D` per row, graph order) and where each row came from.
+/// The input after its header, cut into chunks of whole records. Only the record boundaries are
+/// found here (cheaply); the workers parse the records.
+struct Input {
+    src: Box<dyn Read>,
+    /// Bytes read past the last chunk's last record.
+    leftover: Vec<u8>,
+    eof: bool,
+    /// Data rows handed out so far.
+    rows: usize,
+    /// `\n` bytes before `leftover`.
+    newlines: u64,
+}
+
+/// Whole records of the input, with where they start in the file.
+#[derive(Default)]
 struct Chunk {
-    xs: Vec<f32>,
-    info: Vec<(usize, u64)>,
-    /// The `--id` cell of each row (empty without `--id`; strings are reused between chunks).
-    ids: Vec<String>,
-    n: usize,
+    bytes: Vec<u8>,
+    /// End of each record in `bytes`.
+    ends: Vec<usize>,
+    /// 1-based data row of the first record.
+    first_row: usize,
+    /// `\n` bytes in the file before `bytes`.
+    newlines: u64,
+    /// Reading stopped with this error after the records of `bytes`.
+    error: Option<io::Error>,
 }
 
-impl Chunk {
-    fn new(rows: usize, d: usize, with_ids: bool) -> Chunk {
-        Chunk {
-            xs: vec![0.0; rows * d],
-            info: vec![(0, 0); rows],
-            ids: if with_ids {
-                vec![String::new(); rows]
-            } else {
-                Vec::new()
-            },
-            n: 0,
-        }
+impl Input {
+    /// Read the header record: returns its bytes (from the start of the file through the first
+    /// byte of its terminator).
+    fn new(src: Box<dyn Read>) -> io::Result<(Input, Vec<u8>)> {
+        let mut input = Input {
+            src,
+            leftover: Vec::new(),
+            eof: false,
+            rows: 0,
+            newlines: 0,
+        };
+        let end = loop {
+            match rows::next_record(&input.leftover, 0, input.eof) {
+                Scan::Record(end) => break end,
+                Scan::End => break input.leftover.len(),
+                Scan::NeedMore => {
+                    read_more(&mut input.src, &mut input.leftover, 0, &mut input.eof)?
+                }
+            }
+        };
+        let header = input.leftover.drain(..end).collect::<Vec<u8>>();
+        input.newlines = newlines(&header);
+        Ok((input, header))
     }
 
-    /// Read up to the chunk's capacity; `n == 0` at the end of the input.
-    fn fill<R: Read>(
-        &mut self,
-        rows: &mut CsvRowReader<R>,
-        row64: &mut [f64],
-        id: Option<usize>,
-    ) -> anyhow::Result<()> {
-        let d = row64.len();
-        self.n = 0;
-        while self.n < self.info.len() {
-            let Some(r) = rows.read_into(row64)? else {
-                break;
-            };
-            let start = self.n * d;
-            for (dst, &v) in self.xs[start..start + d].iter_mut().zip(row64.iter()) {
-                *dst = v as f32;
+    /// Fill `chunk` with the next `rows` records (fewer at the end of the input).
+    fn fill(&mut self, chunk: &mut Chunk, rows: usize) {
+        chunk.bytes.clear();
+        chunk.ends.clear();
+        chunk.error = None;
+        chunk.bytes.append(&mut self.leftover);
+        chunk.first_row = self.rows + 1;
+        chunk.newlines = self.newlines;
+        let mut at = 0;
+        while chunk.ends.len() < rows {
+            match rows::next_record(&chunk.bytes, at, self.eof) {
+                Scan::Record(end) => {
+                    chunk.ends.push(end);
+                    at = end;
+                }
+                Scan::End => break,
+                Scan::NeedMore => {
+                    if let Err(e) = read_more(&mut self.src, &mut chunk.bytes, at, &mut self.eof) {
+                        chunk.error = Some(e);
+                        self.eof = true;
+                        chunk.bytes.truncate(at);
+                        break;
+                    }
+                }
             }
-            self.info[self.n] = (r.row, r.line);
-            if let (Some(j), Some(slot)) = (id, self.ids.get_mut(self.n)) {
-                slot.clear();
-                slot.push_str(rows.raw_record().get(j).unwrap_or_default());
-            }
-            self.n += 1;
         }
-        Ok(())
+        self.leftover.extend_from_slice(&chunk.bytes[at..]);
+        chunk.bytes.truncate(at);
+        self.rows += chunk.ends.len();
+        self.newlines += newlines(&chunk.bytes);
     }
 }
 
-/// Read, recommend and write every row, chunk by chunk. With several threads the next chunk is
-/// read while the workers process the current one (two chunk buffers, so memory stays fixed).
-fn stream<R: Read>(
-    bundle: &Bundle<'_>,
+/// Append the next bytes of `src` to `buf`; `from` is where the record being looked for starts
+/// (reads grow with it, so a long record is not scanned again and again). Sets `eof` at the end.
+fn read_more(src: &mut dyn Read, buf: &mut Vec<u8>, from: usize, eof: &mut bool) -> io::Result<()> {
+    let len = buf.len();
+    buf.resize(len + READ_BLOCK.max(len - from), 0);
+    loop {
+        match src.read(&mut buf[len..]) {
+            Ok(n) => {
+                buf.truncate(len + n);
+                *eof = n == 0;
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// What every worker reads.
+struct Shared<'s, 'a> {
+    bundle: &'s Bundle<'a>,
     forbid: FeatureSet,
     format: Format,
+    style: Style,
+    layout: Layout,
+    source: CsvSource<'s>,
+}
+
+/// One worker's share of a chunk: whole records.
+#[derive(Clone, Copy)]
+struct Job<'c> {
+    bytes: &'c [u8],
+    first_row: usize,
+    newlines: u64,
+    /// Its first row is the first of the output (no JSON comma before it).
+    first: bool,
+}
+
+/// Why a worker stopped.
+enum Failure {
+    /// A row could not be read: no row of the chunk is written.
+    Read(anyhow::Error),
+    /// The core refused a row: the parts before this one are written.
+    Row(anyhow::Error),
+}
+
+/// Cut the chunk's records into the workers' shares: one share on the calling thread for a
+/// small chunk or one thread, else `threads` equal shares (the last smaller).
+fn jobs<'c>(chunk: &'c Chunk, threads: usize, first: bool) -> Vec<Job<'c>> {
+    let n = chunk.ends.len();
+    let per = if n < PARALLEL_MIN_ROWS || threads == 1 {
+        n
+    } else {
+        n.div_ceil(threads)
+    };
+    let mut jobs = Vec::with_capacity(threads);
+    let (mut start, mut nl) = (0, chunk.newlines);
+    for (k, a) in (0..n).step_by(per).enumerate() {
+        let end = chunk.ends[(a + per).min(n) - 1];
+        let bytes = &chunk.bytes[start..end];
+        jobs.push(Job {
+            bytes,
+            first_row: chunk.first_row + a,
+            newlines: nl,
+            first: first && k == 0,
+        });
+        nl += newlines(bytes);
+        start = end;
+    }
+    jobs
+}
+
+/// Read, recommend and write every row, chunk by chunk. With several threads, while the workers
+/// parse, recommend and format one chunk, this thread writes the previous chunk's output and
+/// finds the records of the next (two chunk buffers, so memory stays fixed).
+fn stream(
+    shared: &Shared<'_, '_>,
     threads: usize,
-    id_column: Option<(&str, usize)>,
-    rows: &mut CsvRowReader<R>,
+    id_name: Option<&str>,
+    input: &mut Input,
     out: &mut impl Write,
 ) -> anyhow::Result<Tally> {
-    let id = id_column.map(|(_, j)| j);
-    let d = bundle.n_features();
-    let file = rows.file().to_owned();
+    let bundle = shared.bundle;
+    let file = shared.source.file;
     let chunk_rows = ROWS_PER_THREAD * threads;
-    let mut current = Chunk::new(chunk_rows, d, id.is_some());
-    let mut next = Chunk::new(chunk_rows, d, id.is_some());
-    let mut row64 = vec![0.0f64; d];
-    let mut workers: Vec<Worker<'_, '_>> = (0..threads)
-        .map(|_| Worker::new(bundle, forbid, format))
-        .collect();
+    let (mut current, mut next) = (Chunk::default(), Chunk::default());
+    let mut workers: Vec<Worker> = (0..threads).map(|_| Worker::new(bundle)).collect();
+    // Output of the previous chunk's parts, not yet written.
+    let mut pending: Vec<Vec<u8>> = vec![Vec::new(); threads];
+    let mut n_pending = 0;
     let mut tally = Tally::default();
     let mut first = true;
-    match format {
+    match shared.format {
         Format::Json => out.write_all(b"[\n")?,
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(Explanation::csv_header(
-                bundle,
-                id_column.map(|(name, _)| name),
-            ))?;
+            w.write_record(Explanation::csv_header(bundle, id_name))?;
             out.write_all(&w.into_inner().map_err(|e| e.into_error())?)?;
         }
         Format::Text => {}
     }
-    current.fill(rows, &mut row64, id)?;
-    while current.n > 0 {
-        let n = current.n;
-        let (xs, info) = (&current.xs[..n * d], &current.info[..n]);
-        let ids = current.ids.get(..n).filter(|_| id.is_some());
-        let (parts, read): (Vec<Part>, _) = if n < PARALLEL_MIN_ROWS || threads == 1 {
-            let part = workers[0].part(xs, info, ids, first, &file);
-            (vec![part], next.fill(rows, &mut row64, id))
+    let write_pending = |out: &mut dyn Write, pending: &[Vec<u8>]| -> io::Result<()> {
+        pending.iter().try_for_each(|p| out.write_all(p))
+    };
+    input.fill(&mut current, chunk_rows);
+    while !current.ends.is_empty() {
+        let jobs = jobs(&current, threads, first);
+        let results: Vec<Result<Tally, Failure>> = if jobs.len() == 1 {
+            write_pending(out, &pending[..n_pending])?;
+            n_pending = 0;
+            let result = workers[0].run(shared, jobs[0]);
+            input.fill(&mut next, chunk_rows);
+            vec![result]
         } else {
-            let per = n.div_ceil(threads);
-            std::thread::scope(|s| {
+            let (results, wrote) = std::thread::scope(|s| {
                 let handles: Vec<_> = workers
                     .iter_mut()
-                    .zip(xs.chunks(per * d).zip(info.chunks(per)))
-                    .enumerate()
-                    .map(|(k, (w, (x, i)))| {
-                        let file = file.as_str();
-                        let ids = ids.map(|v| &v[k * per..k * per + i.len()]);
-                        s.spawn(move || w.part(x, i, ids, first && k == 0, file))
-                    })
+                    .zip(&jobs)
+                    .map(|(w, &job)| s.spawn(move || w.run(shared, job)))
                     .collect();
-                let read = next.fill(rows, &mut row64, id);
-                let parts = handles
+                let wrote = write_pending(out, &pending[..n_pending]);
+                input.fill(&mut next, chunk_rows);
+                let results: Vec<_> = handles
                     .into_iter()
                     .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
+                        h.join().unwrap_or_else(|_| {
+                            Err(Failure::Row(anyhow::anyhow!("a worker thread panicked")))
+                        })
                     })
                     .collect();
-                (parts, read)
-            })
+                (results, wrote)
+            });
+            wrote?;
+            n_pending = 0;
+            results
         };
-        for part in parts {
-            let (bytes, t) = part?;
-            out.write_all(&bytes)?;
-            tally.merge(t);
+        // As if read row by row: a row that cannot be read stops everything before this chunk
+        // is written, then a read error, then the core's refusals in part order.
+        let mut results = results;
+        if let Some(k) = results
+            .iter()
+            .position(|r| matches!(r, Err(Failure::Read(_))))
+            && let Err(Failure::Read(e)) = results.swap_remove(k)
+        {
+            return Err(e);
         }
-        read?;
+        if let Some(source) = current.error.take() {
+            return Err(DataError::Io {
+                file: file.to_owned(),
+                source,
+            }
+            .into());
+        }
+        for (k, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(t) => {
+                    tally.merge(t);
+                    std::mem::swap(&mut pending[k], &mut workers[k].out);
+                    n_pending = k + 1;
+                }
+                Err(Failure::Row(e) | Failure::Read(e)) => {
+                    write_pending(out, &pending[..n_pending])?;
+                    return Err(e);
+                }
+            }
+        }
         first = false;
         std::mem::swap(&mut current, &mut next);
     }
-    if format == Format::Json {
+    write_pending(out, &pending[..n_pending])?;
+    if shared.format == Format::Json {
         out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
     }
     Ok(tally)
 }
 
 /// One thread's reusable buffers.
-struct Worker<'b, 'a> {
-    bundle: &'b Bundle<'a>,
-    forbid: FeatureSet,
-    format: Format,
+struct Worker {
     scratch: Vec<f32>,
     x_cf: Vec<f32>,
     x_alt: Vec<f32>,
+    rows: Parsed,
+    /// Reused for every row (made from the first recommendation).
+    explanation: Option<Explanation>,
+    out: Vec<u8>,
 }
 
-impl<'b, 'a> Worker<'b, 'a> {
-    fn new(bundle: &'b Bundle<'a>, forbid: FeatureSet, format: Format) -> Self {
+impl Worker {
+    fn new(bundle: &Bundle<'_>) -> Self {
         let d = bundle.n_features();
         Worker {
-            bundle,
-            forbid,
-            format,
             scratch: vec![0.0; bundle.scratch_len()],
             x_cf: vec![0.0; d],
             x_alt: vec![0.0; d],
+            rows: Parsed::default(),
+            explanation: None,
+            out: Vec::new(),
         }
     }
 
-    /// Recommend for the rows of `xs` (flat, `D` per row) and format them.
-    fn part(
-        &mut self,
-        xs: &[f32],
-        info: &[(usize, u64)],
-        ids: Option<&[String]>,
-        first: bool,
-        file: &str,
-    ) -> Part {
-        let d = self.bundle.n_features();
+    /// Parse the job's records, recommend for each and format them into `self.out`.
+    fn run(&mut self, shared: &Shared<'_, '_>, job: Job<'_>) -> Result<Tally, Failure> {
+        let Shared {
+            bundle,
+            forbid,
+            format,
+            ref style,
+            ref layout,
+            ref source,
+        } = *shared;
+        self.rows.clear();
+        if !rows::parse_plain(
+            job.bytes,
+            layout,
+            job.first_row,
+            job.newlines,
+            &mut self.rows,
+        ) {
+            rows::parse_with_csv(
+                job.bytes,
+                source,
+                layout.id,
+                job.first_row,
+                job.newlines,
+                &mut self.rows,
+            )
+            .map_err(|e| Failure::Read(e.into()))?;
+        }
+        let d = bundle.n_features();
         let mut tally = Tally::default();
-        let mut csv = (self.format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
-        let mut text = Vec::new();
-        for (k, (x, &(row, line))) in xs.chunks(d).zip(info).enumerate() {
-            let mut e = self
-                .person(row, x)
-                .map_err(|e| row_error(self.bundle, e, file, row, line))?;
-            e.id = ids.and_then(|v| v.get(k)).cloned();
-            tally.add(&e);
-            match (&mut csv, self.format) {
-                (Some(w), _) => w.write_record(e.csv_record(self.bundle))?,
-                (None, Format::Json) => {
-                    if !(first && k == 0) {
-                        text.extend_from_slice(b",\n");
+        self.out.clear();
+        for (k, (x, &(row, line))) in self.rows.xs.chunks(d).zip(&self.rows.info).enumerate() {
+            let rec = bundle
+                .recommend(x, forbid, &mut self.x_cf, &mut self.scratch)
+                .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
+            let e = self
+                .explanation
+                .get_or_insert_with(|| Explanation::empty(rec));
+            e.fill(style, row, x, &self.x_cf, rec);
+            if !forbid.is_empty() && !rec.already_accepted && !rec.accepted {
+                // Would the person have had an accepted recommendation without --forbid?
+                let alt = bundle
+                    .recommend(x, FeatureSet::EMPTY, &mut self.x_alt, &mut self.scratch)
+                    .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
+                let unrestricted = Unrestricted {
+                    mask: alt.mask,
+                    prob_after: alt.prob_after,
+                    accepted: alt.accepted,
+                };
+                e.forbidden_left_none = Some((forbid, unrestricted));
+            }
+            if layout.id.is_some() {
+                e.set_id(self.rows.id(k));
+            }
+            tally.add(e);
+            match format {
+                Format::Csv => e.write_csv(bundle, style, &mut self.out),
+                Format::Json => {
+                    if !(job.first && k == 0) {
+                        self.out.extend_from_slice(b",\n");
                     }
-                    text.extend_from_slice(b"  ");
-                    serde_json::to_writer(&mut text, &e.json(self.bundle))?;
+                    self.out.extend_from_slice(b"  ");
+                    serde_json::to_writer(&mut self.out, &e.json(bundle))
+                        .map_err(|err| Failure::Row(err.into()))?;
                 }
-                (None, _) => text.extend_from_slice(e.text(self.bundle).as_bytes()),
+                Format::Text => e.write_text(bundle, style, &mut self.out),
             }
         }
-        if let Some(w) = csv {
-            text = w.into_inner().map_err(|e| e.into_error())?;
-        }
-        Ok((text, tally))
-    }
-
-    fn person(&mut self, row: usize, x: &[f32]) -> Result<Explanation, CoreError> {
-        let rec = self
-            .bundle
-            .recommend(x, self.forbid, &mut self.x_cf, &mut self.scratch)?;
-        let mut e = Explanation::new(self.bundle, row, x, &self.x_cf, rec);
-        if !self.forbid.is_empty() && !rec.already_accepted && !rec.accepted {
-            // Would the person have had an accepted recommendation without --forbid?
-            let alt =
-                self.bundle
-                    .recommend(x, FeatureSet::EMPTY, &mut self.x_alt, &mut self.scratch)?;
-            let unrestricted = Unrestricted {
-                mask: alt.mask,
-                prob_after: alt.prob_after,
-                accepted: alt.accepted,
-            };
-            e.forbidden_left_none = Some((self.forbid, unrestricted));
-        }
-        Ok(e)
+        Ok(tally)
     }
 }
 

@@ -217,6 +217,16 @@ impl<R: Read> CsvRowReader<R> {
         self.label.as_ref().map(|(n, _)| n.as_str())
     }
 
+    /// The CSV column (0-based) of each feature, in the graph's order.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
+    /// Number of cells in the header (every row must have as many).
+    pub fn n_cells(&self) -> usize {
+        self.n_cells
+    }
+
     /// The raw cells of the row last read (for passing extra columns such as an id through).
     pub fn raw_record(&self) -> &StringRecord {
         &self.record

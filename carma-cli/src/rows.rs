@@ -1,0 +1,370 @@
+//! Input rows for `carma recommend`, split so that several threads can parse them.
+//!
+//! The main thread only finds where records end ([`next_record`], the `csv` crate's rules) and
+//! hands each thread whole records. Each thread parses its own records: plain rows (no quotes,
+//! LF or CRLF line ends, valid UTF-8, well-formed numbers) by [`parse_plain`]; anything else,
+//! including every malformed row, by the trainer's [`CsvRowReader`] on the same bytes
+//! ([`parse_with_csv`]), so values, refusals and their row and line numbers are exactly those of
+//! reading the whole file with it.
+
+use std::io::{self, Read};
+
+use carma_train::data::{CsvOptions, CsvRowReader, DataError};
+use carma_train::graph::CausalGraph;
+use memchr::{memchr, memchr_iter, memchr2, memchr3};
+
+/// Where the next record ends, as the `csv` crate reads it (quote `"`, delimiter `,`, any of
+/// `\r`, `\n` and `\r\n` ending a record, empty lines skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// A record ends just past the first byte of its terminator (or at the end of the input);
+    /// the next one is searched from there.
+    Record(usize),
+    /// The bytes end inside a record (or before any): read more and scan again.
+    NeedMore,
+    /// Only empty lines are left and the input has ended.
+    End,
+}
+
+/// Find the end of the record starting at `from`, which is the end of the previous record (or
+/// the start of the input). `eof` says the input ends with `b`.
+pub fn next_record(b: &[u8], from: usize, eof: bool) -> Scan {
+    let more = |end: usize| {
+        if eof {
+            Scan::Record(end)
+        } else {
+            Scan::NeedMore
+        }
+    };
+    let mut i = from;
+    while i < b.len() && (b[i] == b'\n' || b[i] == b'\r') {
+        i += 1;
+    }
+    if i == b.len() {
+        return if eof { Scan::End } else { Scan::NeedMore };
+    }
+    let start = i;
+    loop {
+        let Some(k) = memchr3(b'\n', b'\r', b'"', &b[i..]) else {
+            return more(b.len());
+        };
+        let p = i + k;
+        if b[p] != b'"' {
+            return Scan::Record(p + 1);
+        }
+        i = p + 1;
+        // A quote opens a quoted field only at the start of a field; elsewhere it is a byte.
+        if p == start || b[p - 1] == b',' {
+            loop {
+                let Some(k) = memchr(b'"', &b[i..]) else {
+                    return more(b.len());
+                };
+                let q = i + k;
+                if q + 1 == b.len() && !eof {
+                    return Scan::NeedMore;
+                }
+                if b.get(q + 1) == Some(&b'"') {
+                    i = q + 2; // "" inside quotes
+                } else {
+                    i = q + 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How the CSV's cells map to the model's features.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// CSV column of each feature, graph order.
+    pub columns: Vec<usize>,
+    /// Whether each feature must be 0 or 1.
+    pub binary: Vec<bool>,
+    /// Cells per row.
+    pub n_cells: usize,
+    /// The `--id` column.
+    pub id: Option<usize>,
+}
+
+/// Parsed rows of one slice: features (`D` per row, graph order, as `f32`), the 1-based data row
+/// and file line of each, and the `--id` cells.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Features, `D` per row.
+    pub xs: Vec<f32>,
+    /// `(data row, line)` of each row.
+    pub info: Vec<(usize, u64)>,
+    /// Every `--id` cell, one after the other.
+    pub ids: String,
+    /// End of each row's id in `ids`.
+    pub id_ends: Vec<usize>,
+    /// Byte offsets of the commas of the line being parsed (reused).
+    commas: Vec<usize>,
+}
+
+impl Parsed {
+    /// Forget the rows, keep the memory.
+    pub fn clear(&mut self) {
+        self.xs.clear();
+        self.info.clear();
+        self.ids.clear();
+        self.id_ends.clear();
+    }
+
+    /// Row `k`'s id (empty without `--id`).
+    pub fn id(&self, k: usize) -> &str {
+        match k {
+            _ if self.id_ends.is_empty() => "",
+            0 => &self.ids[..self.id_ends[0]],
+            _ => &self.ids[self.id_ends[k - 1]..self.id_ends[k]],
+        }
+    }
+
+    fn push_id(&mut self, id: &str) {
+        self.ids.push_str(id);
+        self.id_ends.push(self.ids.len());
+    }
+}
+
+/// Parse the records of `s` (whole records, starting at a record boundary) when every one is a
+/// plain row: no quote, no lone `\r`, valid UTF-8, the header's number of cells, and every
+/// feature cell a finite number (0 or 1 for a binary feature). `first_row` is the 1-based data
+/// row of the first record and `newlines` the number of `\n` before `s` in the file. Returns
+/// `false`, with `out` partly filled, as soon as a record is not plain: the caller then reads
+/// the slice with [`parse_with_csv`], which also words any refusal.
+pub fn parse_plain(
+    s: &[u8],
+    layout: &Layout,
+    first_row: usize,
+    newlines: u64,
+    out: &mut Parsed,
+) -> bool {
+    let mut row = first_row;
+    let mut line = newlines + 1;
+    let mut i = 0;
+    while i < s.len() {
+        let end = memchr(b'\n', &s[i..]).map_or(s.len(), |k| i + k);
+        let mut bytes = &s[i..end];
+        let this_line = line;
+        line += 1;
+        i = end + 1;
+        if let [rest @ .., b'\r'] = bytes {
+            bytes = rest;
+        }
+        if bytes.is_empty() {
+            continue; // an empty line is no record
+        }
+        if memchr2(b'"', b'\r', bytes).is_some() {
+            return false;
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return false;
+        };
+        out.commas.clear();
+        out.commas.extend(memchr_iter(b',', bytes));
+        if out.commas.len() + 1 != layout.n_cells {
+            return false;
+        }
+        let commas = &out.commas;
+        let cell = |j: usize| {
+            let a = if j == 0 { 0 } else { commas[j - 1] + 1 };
+            let b = commas.get(j).copied().unwrap_or(text.len());
+            text[a..b].trim()
+        };
+        for (&j, &binary) in layout.columns.iter().zip(&layout.binary) {
+            let Ok(v) = cell(j).parse::<f64>() else {
+                return false;
+            };
+            if !v.is_finite() || (binary && v != 0.0 && v != 1.0) {
+                return false;
+            }
+            out.xs.push(v as f32);
+        }
+        if let Some(j) = layout.id {
+            let id = cell(j);
+            out.push_id(id);
+        }
+        out.info.push((row, this_line));
+        row += 1;
+    }
+    true
+}
+
+/// What [`parse_with_csv`] needs besides the slice: the header bytes exactly as read (through
+/// the first byte of their terminator) and what the reader was opened with.
+pub struct CsvSource<'a> {
+    /// The file's first record, from the start of the file.
+    pub header: &'a [u8],
+    /// `\n` bytes in `header`.
+    pub header_newlines: u64,
+    /// The input's name in errors.
+    pub file: &'a str,
+    /// The model's graph.
+    pub graph: &'a CausalGraph,
+    /// The reader's options.
+    pub options: &'a CsvOptions,
+}
+
+/// Read the records of `s` with [`CsvRowReader`], as if it had read the whole file: the reader
+/// reads the header, then `s`, and its row and line numbers (in rows and errors) are shifted by
+/// the rows and newlines that came before `s`. The `csv` crate counts lines by `\n` bytes read,
+/// so the shift is the same for its own line numbers.
+pub fn parse_with_csv(
+    s: &[u8],
+    src: &CsvSource<'_>,
+    id: Option<usize>,
+    first_row: usize,
+    newlines: u64,
+    out: &mut Parsed,
+) -> Result<(), DataError> {
+    out.clear();
+    let dr = first_row - 1;
+    let dl = newlines - src.header_newlines;
+    let shift = |e: DataError| match e {
+        DataError::BadCell {
+            file,
+            row,
+            line,
+            column,
+            value,
+            expected,
+        } => DataError::BadCell {
+            file,
+            row: row + dr,
+            line: line + dl,
+            column,
+            value,
+            expected,
+        },
+        DataError::RowLength {
+            file,
+            row,
+            line,
+            expected,
+            found,
+        } => DataError::RowLength {
+            file,
+            row: row + dr,
+            line: line + dl,
+            expected,
+            found,
+        },
+        DataError::Csv {
+            file,
+            line,
+            message,
+        } => DataError::Csv {
+            file,
+            line: line.map(|l| l + dl),
+            message,
+        },
+        other => other,
+    };
+    let bytes = io::Cursor::new(src.header).chain(s);
+    let mut rows = CsvRowReader::from_reader(bytes, src.file, src.graph, src.options)?;
+    let mut x = vec![0.0f64; rows.n_features()];
+    while let Some(r) = rows.read_into(&mut x).map_err(shift)? {
+        out.xs.extend(x.iter().map(|&v| v as f32));
+        out.info.push((r.row + dr, r.line + dl));
+        if let Some(j) = id {
+            out.push_id(rows.raw_record().get(j).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Record ends as the `csv` crate finds them.
+    fn csv_ends(text: &[u8]) -> Vec<usize> {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text);
+        let mut rec = csv::ByteRecord::new();
+        let mut ends = Vec::new();
+        while r.read_byte_record(&mut rec).unwrap() {
+            ends.push(r.position().byte() as usize);
+        }
+        ends
+    }
+
+    fn our_ends(text: &[u8]) -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut at = 0;
+        while let Scan::Record(end) = next_record(text, at, true) {
+            ends.push(end);
+            at = end;
+        }
+        ends
+    }
+
+    #[test]
+    fn record_ends_match_the_csv_crate() {
+        let fixed: [&[u8]; 12] = [
+            b"a,b\n1,2\n",
+            b"a,b\r\n1,2\r\n\r\n3,4",
+            b"\n\n\"x\ny\",2\n3,\"4\"\"\n\"\n",
+            b"a\"b,c\nd\n",
+            b"\"a\"b\"\n,c\n",
+            b"1,\"2\r\n",
+            b"\r\r1\r2\n",
+            b"\"\"",
+            b"x,\"\"\"\"\n",
+            b" \"a\nb\"\n",
+            b"",
+            b"\n\r\n",
+        ];
+        for t in fixed {
+            assert_eq!(our_ends(t), csv_ends(t), "{:?}", String::from_utf8_lossy(t));
+        }
+        // Random texts over the bytes that matter.
+        let alphabet = b"ab,\"\r\n ";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut t = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                t.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            assert_eq!(
+                our_ends(&t),
+                csv_ends(&t),
+                "{:?}",
+                String::from_utf8_lossy(&t)
+            );
+            // Fed in two parts: a record found in the first must be one of the whole text.
+            for cut in 0..=t.len() {
+                let (mut ends, mut at, mut avail) = (Vec::new(), 0, cut);
+                loop {
+                    match next_record(&t[..avail], at, avail == t.len()) {
+                        Scan::Record(end) => {
+                            ends.push(end);
+                            at = end;
+                        }
+                        Scan::NeedMore => {
+                            assert!(avail < t.len());
+                            avail = t.len();
+                        }
+                        Scan::End => break,
+                    }
+                }
+                assert_eq!(
+                    ends,
+                    csv_ends(&t),
+                    "{:?} cut {cut}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
+    }
+}
