@@ -30,9 +30,10 @@ impl<'a> Bundle<'a> {
     /// intervening on the features in `forbid`, and writes the counterfactual
     /// (original units) to `x_cf_raw_out`.
     ///
-    /// Steps: standardize, abduct `z`, classify; if accepted already, the
-    /// counterfactual is `x_raw` with an empty mask. Otherwise mask, action,
-    /// `z_cf = z + m * delta`, invert, classify, cost, unstandardize.
+    /// Steps: standardize, classify; if accepted already, the counterfactual
+    /// is `x_raw` with an empty mask (no latent is computed). Otherwise
+    /// abduct `z`, mask, action, `z_cf = z + m * delta`, invert, classify,
+    /// cost, unstandardize.
     /// Descendants of intervened features move through the flow; features
     /// the intervention cannot reach (through the flow's non-zero weights)
     /// are copied from `x_raw` exactly.
@@ -73,16 +74,9 @@ impl<'a> Bundle<'a> {
             .split_at_mut_checked(n_layers * d)
             .ok_or(too_small)?;
         let (z, inner) = rest.split_at_mut_checked(d).ok_or(too_small)?;
-        {
-            let (x_std, saved) = factual.split_at_mut_checked(d).ok_or(too_small)?;
-            self.standardize(x_raw, x_std)?;
-            z.copy_from_slice(x_std);
-            self.flow().abduct(z, saved, inner)?;
-            finite(z, Quantity::Latent)?;
-        }
-        let factual: &[f32] = factual;
-        let x_std = factual.get(..d).unwrap_or_default();
-
+        let (x_std, saved) = factual.split_at_mut_checked(d).ok_or(too_small)?;
+        self.standardize(x_raw, x_std)?;
+        // The classifier first: an accepted individual needs no latent.
         let prob_before = self.classify_unchecked(x_std, inner)?;
         if prob_before >= ACCEPT_THRESHOLD {
             x_cf_raw_out.copy_from_slice(x_raw);
@@ -95,6 +89,12 @@ impl<'a> Bundle<'a> {
                 cost: 0.0,
             });
         }
+
+        z.copy_from_slice(x_std);
+        self.flow().abduct(z, saved, inner)?;
+        finite(z, Quantity::Latent)?;
+        let factual: &[f32] = factual;
+        let x_std = factual.get(..d).unwrap_or_default();
 
         let mask = carma.mask(z, self.actionable().difference(forbid), inner)?;
         // The output slice holds delta, then x~_cf, then x_cf.

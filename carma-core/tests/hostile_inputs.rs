@@ -159,10 +159,15 @@ fn finite_inputs_that_overflow_are_typed_errors_not_nan() {
         // x~ = (1, 2e38): z1 = x~1 * exp(soft_clip(1)) + 2 overflows in the flow.
         let x_std = [1.0, 2e38];
         assert_eq!(b.abduct(&x_std, &mut out, s), overflow(Quantity::Latent));
+        // Rejected (x~1 = -2e38), so recommend needs the latent, which overflows.
         assert_eq!(
-            b.recommend(&[1.0, 1e38], NONE, &mut out, s).map(drop),
+            b.recommend(&[1.0, -1e38], NONE, &mut out, s).map(drop),
             overflow(Quantity::Latent)
         );
+        // Accepted (x~1 = 2e38): the classifier runs first and no latent is needed.
+        let r = b.recommend(&[1.0, 1e38], NONE, &mut out, s).unwrap();
+        assert!(r.already_accepted && r.prob_before == 1.0 && r.cost == 0.0);
+        assert_eq!(out, [1.0, 1e38]);
         // x~1 = 1e20: z1 is finite but z1^2 is not; log p was -inf.
         assert_eq!(
             b.log_likelihood(&[1.0, 1e20], s).map(drop),
