@@ -29,8 +29,8 @@ use std::hint::black_box;
 
 use carma_train::baselines::OptimizerConfig;
 use carma_train::baselines::optimizer;
-use carma_train::evaluate::{oracle_bins, rejected_test, run_oracle};
-use carma_train::oracle::{OracleProblem, OracleResult};
+use carma_train::evaluate::{oracle_bins, rejected_test, run_oracle, solve_oracle_true_scm};
+use carma_train::oracle::OracleProblem;
 use carma_train::pipeline::Simulated;
 use carma_train::scm::Dataset;
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
@@ -57,29 +57,6 @@ fn oracle_problem(sim: &Simulated, bins: usize) -> OracleProblem {
     }
 }
 
-/// The oracle on the true SCM for one individual `x` (original units), for its `evaluated`
-/// count; setup checks it agrees with `run_oracle`.
-fn solve_true(sim: &Simulated, oracle: &OracleProblem, x: &[f64]) -> OracleResult {
-    let t = &sim.trained;
-    let d = x.len();
-    let mut u = vec![0.0; d];
-    sim.scm.abduct_row(x, &mut u).expect("abducts");
-    let mut values = vec![0.0; d];
-    let mut cf = |iv: &[(usize, f64)], out: &mut [f64]| {
-        let mut mask = 0u64;
-        for &(k, v) in iv {
-            mask |= 1 << k;
-            values[k] = v;
-        }
-        sim.scm.counterfactual_with_u(x, &u, mask, &values, out);
-    };
-    let mut prob = |rows: &Array2<f64>| {
-        t.classifier
-            .prob(&t.scaler.transform(rows.view()).expect("same width"))
-    };
-    oracle.solve(x, &mut cf, &mut prob)
-}
-
 fn loan_per_individual(c: &mut Criterion) {
     let sim = common::loan_model();
     let t = &sim.trained;
@@ -102,7 +79,7 @@ fn loan_per_individual(c: &mut Criterion) {
     for (i, row) in rows.iter().enumerate() {
         let o = run_oracle(&sim, row, bins, 1);
         let x = row.row(0).to_vec();
-        let direct = solve_true(&sim, &oracle, &x);
+        let direct = solve_oracle_true_scm(&sim, &oracle, &x);
         assert_eq!(direct.cost, o.cost[0], "the same oracle as run_oracle");
         let x_std = t.scaler.transform(row.view()).expect("same width");
         let p = optimizer::recommend(&t.flow, &t.classifier, &problem, &x_std, &forbid, &opt_cfg)

@@ -166,6 +166,38 @@ pub fn oracle_bins(dataset: Dataset) -> usize {
     }
 }
 
+/// The oracle for one individual `x` (original units) on the true SCM: counterfactuals
+/// from the individual's abducted noise, the trained classifier on them (an individual whose
+/// noise cannot be abducted gets its own row back for every candidate).
+pub fn solve_oracle_true_scm(
+    sim: &Simulated,
+    oracle: &OracleProblem,
+    x: &[f64],
+) -> crate::oracle::OracleResult {
+    let t = &sim.trained;
+    let d = x.len();
+    let mut u = vec![0.0; d];
+    let abducted = sim.scm.abduct_row(x, &mut u).is_ok();
+    let mut values = vec![0.0; d];
+    let mut cf = |iv: &[(usize, f64)], out: &mut [f64]| {
+        if !abducted {
+            out.copy_from_slice(x);
+            return;
+        }
+        let mut mask = 0u64;
+        for &(k, v) in iv {
+            mask |= 1 << k;
+            values[k] = v;
+        }
+        sim.scm.counterfactual_with_u(x, &u, mask, &values, out);
+    };
+    let mut prob = |rows: &Array2<f64>| {
+        t.classifier
+            .prob(&t.scaler.transform(rows.view()).expect("same width"))
+    };
+    oracle.solve(x, &mut cf, &mut prob)
+}
+
 /// The brute-force oracle on the true SCM, parallel across individuals.
 pub fn run_oracle(
     sim: &Simulated,
@@ -201,27 +233,7 @@ pub fn run_oracle(
                     (from..to)
                         .map(|i| {
                             let row = x_raw.row(i);
-                            let x = row.as_slice().expect("contiguous");
-                            let mut u = vec![0.0; d];
-                            let abducted = sim.scm.abduct_row(x, &mut u).is_ok();
-                            let mut values = vec![0.0; d];
-                            let mut cf = |iv: &[(usize, f64)], out: &mut [f64]| {
-                                if !abducted {
-                                    out.copy_from_slice(x);
-                                    return;
-                                }
-                                let mut mask = 0u64;
-                                for &(k, v) in iv {
-                                    mask |= 1 << k;
-                                    values[k] = v;
-                                }
-                                sim.scm.counterfactual_with_u(x, &u, mask, &values, out);
-                            };
-                            let mut prob = |rows: &Array2<f64>| {
-                                t.classifier
-                                    .prob(&t.scaler.transform(rows.view()).expect("same width"))
-                            };
-                            oracle.solve(x, &mut cf, &mut prob)
+                            solve_oracle_true_scm(sim, oracle, row.as_slice().expect("contiguous"))
                         })
                         .collect::<Vec<_>>()
                 })
