@@ -369,11 +369,8 @@ impl<'a> Flow<'a> {
                         dense.forward_rows(lo, v, HIDDEN, cur);
                         if flagging {
                             let reads = input_flags.get(..input_len).unwrap_or_default();
-                            for j in lo..hi {
-                                if let Some(f) = flags.get_mut(j) {
-                                    *f = f32::from(u8::from(dense.reads_flagged(j, reads)));
-                                }
-                            }
+                            let f = flags.get_mut(lo..hi).unwrap_or_default();
+                            dense.mark_readers(lo, reads, f);
                         }
                     } else {
                         let (_, cur) = self.hidden_pair(hidden, h);
@@ -390,11 +387,8 @@ impl<'a> Flow<'a> {
                             // Units past the ready prefix have flag 0.
                             let known = self.ready(l, h - 1, t);
                             let prev_flags = prev_flags.get(..known).unwrap_or(prev_flags);
-                            for j in lo..hi {
-                                if let Some(f) = cur_flags.get_mut(j) {
-                                    *f = f32::from(u8::from(dense.reads_flagged(j, prev_flags)));
-                                }
-                            }
+                            let f = cur_flags.get_mut(lo..hi).unwrap_or_default();
+                            dense.mark_readers(lo, prev_flags, f);
                         }
                     }
                 }

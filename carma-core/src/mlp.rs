@@ -331,6 +331,30 @@ impl<'a> Dense<'a> {
                 .any(|(col, &f)| f != 0.0 && col.get(at..at + 4).is_some_and(|w| f32_at(w) != 0.0))
     }
 
+    /// Sets `out[r]` to 1 if unit `start + r` has a non-zero weight on an
+    /// input whose flag is non-zero (leaves it otherwise). Column by column,
+    /// flagged inputs only: each column's weights into the units are
+    /// contiguous.
+    pub(crate) fn mark_readers(&self, start: usize, flags: &[f32], out: &mut [f32]) {
+        let col_len = 4 * self.n_out;
+        let (from, to) = (4 * start, 4 * (start + out.len()));
+        for (col, _) in self
+            .w
+            .chunks_exact(col_len.max(1))
+            .zip(flags)
+            .filter(|&(_, &f)| f != 0.0)
+        {
+            for (o, w) in out
+                .iter_mut()
+                .zip(col.get(from..to).unwrap_or_default().chunks_exact(4))
+            {
+                if f32_at(w) != 0.0 {
+                    *o = 1.0;
+                }
+            }
+        }
+    }
+
     /// The first row whose weight from some column in `cols` is non-zero,
     /// among rows `rows`, as `(row, column)`.
     pub(crate) fn first_nonzero(
