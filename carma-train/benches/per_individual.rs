@@ -29,33 +29,15 @@ use std::hint::black_box;
 
 use carma_train::baselines::OptimizerConfig;
 use carma_train::baselines::optimizer;
-use carma_train::evaluate::{oracle_bins, rejected_test, run_oracle, solve_oracle_true_scm};
-use carma_train::oracle::OracleProblem;
-use carma_train::pipeline::Simulated;
+use carma_train::evaluate::{
+    oracle_bins, oracle_problem, rejected_test, run_oracle, solve_oracle_true_scm,
+};
 use carma_train::scm::Dataset;
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use ndarray::{Array1, Array2, s};
 
 /// Rejected test individuals benchmarked.
 const INDIVIDUALS: usize = 5;
-
-/// The oracle's problem for the model, as `evaluate::run_oracle` builds it.
-fn oracle_problem(sim: &Simulated, bins: usize) -> OracleProblem {
-    let t = &sim.trained;
-    let problem = t.carma.problem();
-    let d = problem.actionable.len();
-    OracleProblem {
-        actionable: (0..d).filter(|&k| problem.actionable[k]).collect(),
-        min: sim.train_min.clone(),
-        max: sim.train_max.clone(),
-        binary: (0..d).map(|k| t.graph.is_binary(k)).collect(),
-        mean: t.scaler.mean().to_vec(),
-        std: t.scaler.std().to_vec(),
-        cost_range: problem.cost_range.clone(),
-        weights: problem.weights.clone(),
-        bins,
-    }
-}
 
 fn loan_per_individual(c: &mut Criterion) {
     let sim = common::loan_model();

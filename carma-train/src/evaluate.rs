@@ -198,17 +198,13 @@ pub fn solve_oracle_true_scm(
     oracle.solve(x, &mut cf, &mut prob)
 }
 
-/// The brute-force oracle on the true SCM, parallel across individuals.
-pub fn run_oracle(
-    sim: &Simulated,
-    x_raw: &Array2<f64>,
-    bins: usize,
-    threads: usize,
-) -> Recommendations {
+/// The oracle's search problem for a trained model: its actionable features, the training
+/// range, binary features, scaler, cost ranges and weights, with `bins` values per feature.
+pub fn oracle_problem(sim: &Simulated, bins: usize) -> OracleProblem {
     let t = &sim.trained;
     let problem = t.carma.problem();
-    let d = x_raw.ncols();
-    let oracle = OracleProblem {
+    let d = problem.actionable.len();
+    OracleProblem {
         actionable: (0..d).filter(|&k| problem.actionable[k]).collect(),
         min: sim.train_min.clone(),
         max: sim.train_max.clone(),
@@ -218,7 +214,19 @@ pub fn run_oracle(
         cost_range: problem.cost_range.clone(),
         weights: problem.weights.clone(),
         bins,
-    };
+    }
+}
+
+/// The brute-force oracle on the true SCM, parallel across individuals.
+pub fn run_oracle(
+    sim: &Simulated,
+    x_raw: &Array2<f64>,
+    bins: usize,
+    threads: usize,
+) -> Recommendations {
+    let t = &sim.trained;
+    let d = x_raw.ncols();
+    let oracle = oracle_problem(sim, bins);
     let n = x_raw.nrows();
     let threads = threads.max(1);
     let chunk = n.div_ceil(threads).max(1);
