@@ -74,6 +74,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Ctrl-C: an output being written (always through a temporary beside it) is abandoned
+    // cleanly: the temporary is removed, the destination keeps its old content or stays absent,
+    // and the exit status is 130 as a shell reports for an interrupt.
+    let _ = ctrlc::set_handler(|| {
+        carma_train::io::remove_pending_temporaries();
+        std::process::exit(130);
+    });
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),

@@ -1027,3 +1027,49 @@ fn recommend_repeats_the_id_column_and_refuses_an_unknown_one() {
     );
     assert!(err.contains("id, x0, x1"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_writing_leaves_no_temporary_and_no_output() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("interrupt");
+    let out = dir.path("out.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carma"))
+        .args([
+            "recommend".as_ref(),
+            "--model".as_ref(),
+            carma_fixture().as_os_str(),
+        ])
+        .args(["--input", "-", "--format", "csv", "-o"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the carma binary runs");
+    // A header and a few rows, and the input left open: `recommend` waits for more with its
+    // output's temporary open beside the destination.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(people_csv(3).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    while !dir.entries().iter().any(|e| e.starts_with(".out.csv.tmp")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            dir.entries()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}

@@ -7,10 +7,33 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Distinguishes temporary files of concurrent writers within one process.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The temporary files of the [`AtomicFile`]s neither committed nor dropped yet.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // The list stays consistent even if a holder panicked (push and retain only).
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the temporary files of every [`AtomicFile`] not yet committed or dropped, and
+/// returns how many there were. For an interrupt handler (Ctrl-C): the process is about to exit
+/// without running destructors, which would leave those hidden files behind. The destinations
+/// are untouched: they keep their old content, or do not exist.
+pub fn remove_pending_temporaries() -> usize {
+    let mut list = pending();
+    for tmp in list.iter() {
+        let _ = fs::remove_file(tmp);
+    }
+    let n = list.len();
+    list.clear();
+    n
+}
 
 /// Write `bytes` to `path` atomically: readers see the old file or the complete new one.
 ///
@@ -23,8 +46,9 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
 
 /// A file written through a temporary beside its destination, for output too large to buffer
 /// (a million-row CSV). Nothing appears at the destination until [`AtomicFile::commit`]; dropping
-/// it uncommitted (an error, a panic) removes the temporary. A killed process can leave the hidden
-/// temporary behind, never a half-written destination.
+/// it uncommitted (an error, a panic) removes the temporary, and so does
+/// [`remove_pending_temporaries`] (the `carma` command calls it on Ctrl-C). A process killed
+/// outright can leave the hidden temporary behind, never a half-written destination.
 pub struct AtomicFile {
     file: Option<BufWriter<File>>,
     tmp: PathBuf,
@@ -37,6 +61,7 @@ impl AtomicFile {
         let path = path.as_ref().to_path_buf();
         let tmp = temp_path(&path)?;
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        pending().push(tmp.clone());
         Ok(AtomicFile {
             file: Some(BufWriter::new(file)),
             tmp,
@@ -59,7 +84,8 @@ impl AtomicFile {
         file.sync_all()?;
         drop(file);
         fs::rename(&self.tmp, &self.path)?;
-        // Renamed: nothing left for Drop to remove.
+        // Renamed: nothing left for Drop or an interrupt to remove.
+        pending().retain(|p| p != &self.tmp);
         self.tmp = PathBuf::new();
         sync_parent(&self.path);
         Ok(())
@@ -90,6 +116,7 @@ impl Drop for AtomicFile {
             // Close before removing (required on some platforms); errors here have no one to go to.
             drop(self.file.take());
             let _ = fs::remove_file(&self.tmp);
+            pending().retain(|p| p != &self.tmp);
         }
     }
 }
@@ -196,5 +223,23 @@ mod tests {
         // A path without a file name is refused.
         let err = write_atomic(Path::new("/"), b"data").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    /// What `remove_pending_temporaries` would remove (calling it here would remove other
+    /// tests' temporaries; the CLI test interrupts a real `carma recommend` instead).
+    #[test]
+    fn open_atomic_files_are_pending_until_committed_or_dropped() {
+        let dir = TempDir::new("atomic-pending");
+        let is_pending = |f: &AtomicFile| pending().contains(&f.tmp);
+        let committed = AtomicFile::create(dir.0.join("a.csv")).unwrap();
+        let dropped = AtomicFile::create(dir.0.join("b.csv")).unwrap();
+        assert!(is_pending(&committed) && is_pending(&dropped));
+        let tmp = committed.tmp.clone();
+        committed.commit().unwrap();
+        assert!(!pending().contains(&tmp));
+        let tmp = dropped.tmp.clone();
+        drop(dropped);
+        assert!(!pending().contains(&tmp));
+        assert_eq!(entries(&dir.0), ["a.csv"]);
     }
 }
