@@ -203,6 +203,31 @@ impl<'a> Flow<'a> {
         hidden.get(start..start + width).unwrap_or_default()
     }
 
+    /// The units of hidden layer `hidden` of flow layer `layer` that become
+    /// computable at step `step` of the inversion.
+    fn newly_ready(&self, layer: usize, hidden: usize, step: usize) -> core::ops::Range<usize> {
+        let lo = match step.checked_sub(1) {
+            Some(before) => self.ready(layer, hidden, before),
+            None => 0,
+        };
+        lo..self.ready(layer, hidden, step)
+    }
+
+    /// The part of `values` (hidden layer `hidden`'s values or flags) that is
+    /// final at step `step`; the rest is still zero, and a sum may skip it
+    /// exactly (see `Dense::each_unit`).
+    fn known<'s>(&self, layer: usize, hidden: usize, step: usize, values: &'s [f32]) -> &'s [f32] {
+        values
+            .get(..self.ready(layer, hidden, step))
+            .unwrap_or(values)
+    }
+
+    /// Where hidden layer `h >= 1`'s running sums start (the first hidden
+    /// layer has none).
+    fn sums_start(&self, h: usize) -> usize {
+        self.hidden_span(h).0.saturating_sub(self.hidden_span(0).1)
+    }
+
     /// Abduction `z = T(x)` in place: `v` holds `x~` on entry and `z` on exit.
     /// Returns `log |det dz/dx~|`, the sum of every layer's log-scales. If
     /// `save` has room, the input of each layer after the first is copied
@@ -317,7 +342,6 @@ impl<'a> Flow<'a> {
         let (sums, flags) = rest
             .split_at_mut_checked(self.sums_len())
             .ok_or(too_small)?;
-        let first_width = self.hidden_span(0).1;
         let n_hidden = self.n_hidden();
         let tracking = track.is_some();
         // Features of the current layer's output that differ from the factual.
@@ -354,8 +378,7 @@ impl<'a> Flow<'a> {
                 // While nothing changed every flag is 0, as the scratch already holds.
                 let flagging = !changed.is_empty() && last_asking.is_some_and(|p| p >= t);
                 for (h, dense) in mlp.layers().take(n_hidden).enumerate() {
-                    let lo = if t == 0 { 0 } else { self.ready(l, h, t - 1) };
-                    let hi = self.ready(l, h, t);
+                    let core::ops::Range { start: lo, end: hi } = self.newly_ready(l, h, t);
                     if h > 0 {
                         // The previous layer's units computed at this step
                         // join the sums of this layer's units not final yet.
@@ -374,8 +397,7 @@ impl<'a> Flow<'a> {
                         }
                     } else {
                         let (_, cur) = self.hidden_pair(hidden, h);
-                        let (start, _) = self.hidden_span(h);
-                        let at = start.saturating_sub(first_width);
+                        let at = self.sums_start(h);
                         let sum = sums.get(at + lo..at + hi).unwrap_or_default();
                         let cur = cur.get_mut(lo..hi).unwrap_or_default();
                         for ((c, s), j) in cur.iter_mut().zip(sum).zip(lo..) {
@@ -384,11 +406,8 @@ impl<'a> Flow<'a> {
                         activate_all(HIDDEN, cur);
                         if flagging {
                             let (prev_flags, cur_flags) = self.hidden_pair(flags, h);
-                            // Units past the ready prefix have flag 0.
-                            let known = self.ready(l, h - 1, t);
-                            let prev_flags = prev_flags.get(..known).unwrap_or(prev_flags);
                             let f = cur_flags.get_mut(lo..hi).unwrap_or_default();
-                            dense.mark_readers(lo, prev_flags, f);
+                            dense.mark_readers(lo, self.known(l, h - 1, t, prev_flags), f);
                         }
                     }
                 }
@@ -399,37 +418,26 @@ impl<'a> Flow<'a> {
                         let reads: &[f32] = if n_hidden == 0 {
                             input_flags.get(..input_len).unwrap_or_default()
                         } else {
-                            // Units past the ready prefix have flag 0.
-                            let last = self.last_hidden(flags);
-                            last.get(..self.ready(l, n_hidden - 1, t)).unwrap_or(last)
+                            self.known(l, n_hidden - 1, t, self.last_hidden(flags))
                         };
                         out.reads_flagged(2 * i, reads) || out.reads_flagged(2 * i + 1, reads)
                     };
                 let new_value = if !is_changed {
                     factual.get(i).copied()
                 } else {
-                    let (mut shift, mut ls) = (0.0, 0.0);
-                    if n_hidden == 0 {
-                        out.each_unit(2 * i..2 * i + 2, v, |j, value| {
-                            if j % 2 == 0 {
-                                shift = value;
-                            } else {
-                                ls = soft_clip(value);
-                            }
-                        });
+                    let last: &[f32] = if n_hidden == 0 {
+                        v
                     } else {
-                        // Only the ready prefix of the last hidden layer is
-                        // non-zero yet; the rest is skipped (exact).
-                        let last = self.last_hidden(hidden);
-                        let last = last.get(..self.ready(l, n_hidden - 1, t)).unwrap_or(last);
-                        out.each_unit(2 * i..2 * i + 2, last, |j, value| {
-                            if j % 2 == 0 {
-                                shift = value;
-                            } else {
-                                ls = soft_clip(value);
-                            }
-                        });
-                    }
+                        self.known(l, n_hidden - 1, t, self.last_hidden(hidden))
+                    };
+                    let (mut shift, mut ls) = (0.0, 0.0);
+                    out.each_unit(2 * i..2 * i + 2, last, |j, value| {
+                        if j % 2 == 0 {
+                            shift = value;
+                        } else {
+                            ls = soft_clip(value);
+                        }
+                    });
                     changed.insert(i);
                     if let Some(f) = input_flags.get_mut(i) {
                         *f = 1.0;
@@ -459,27 +467,19 @@ impl<'a> Flow<'a> {
         hidden: &[f32],
         sums: &mut [f32],
     ) {
-        let lo = if t == 0 {
-            0
-        } else {
-            self.ready(l, m - 1, t - 1)
-        };
-        let hi = self.ready(l, m - 1, t);
-        if lo >= hi {
+        let block = self.newly_ready(l, m - 1, t);
+        if block.is_empty() {
             return;
         }
         let (p_start, p_width) = self.hidden_span(m - 1);
-        let (start, width) = self.hidden_span(m);
-        let first_width = self.hidden_span(0).1;
+        let (at, width) = (self.sums_start(m), self.hidden_span(m).1);
         let (Some(prev), Some(sum)) = (
             hidden.get(p_start..p_start + p_width),
-            sums.get_mut(
-                start.saturating_sub(first_width) + from..start.saturating_sub(first_width) + width,
-            ),
+            sums.get_mut(at + from..at + width),
         ) else {
             return;
         };
-        dense.accumulate(from..width, lo..hi, prev, sum);
+        dense.accumulate(from..width, block, prev, sum);
     }
 
     /// `log p(x~)` given the latent `z = T(x~)` and `log |det dz/dx~|`:

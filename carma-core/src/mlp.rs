@@ -322,13 +322,7 @@ impl<'a> Dense<'a> {
 
     /// True if row `row` has a non-zero weight on an input whose flag is non-zero.
     pub(crate) fn reads_flagged(&self, row: usize, flags: &[f32]) -> bool {
-        let at = 4 * row;
-        row < self.n_out
-            && self
-                .w
-                .chunks_exact(4 * self.n_out)
-                .zip(flags)
-                .any(|(col, &f)| f != 0.0 && col.get(at..at + 4).is_some_and(|w| f32_at(w) != 0.0))
+        self.row(row).zip(flags).any(|(w, &f)| f != 0.0 && w != 0.0)
     }
 
     /// Sets `out[r]` to 1 if unit `start + r` has a non-zero weight on an
