@@ -58,6 +58,25 @@ pub const fn weight_index(n_out: usize, row: usize, col: usize) -> usize {
     col * n_out + row
 }
 
+/// Writes one layer's weights, given row-major (`W[row][col]` at
+/// `row * n_in + col`, as trainers hold them), into `wire` in the wire's
+/// column-major order ([`weight_index`]). `false`, writing nothing, unless
+/// both slices hold `n_in * n_out` values.
+pub fn weights_to_wire(n_in: usize, n_out: usize, row_major: &[f32], wire: &mut [f32]) -> bool {
+    let n = n_in.checked_mul(n_out);
+    if n != Some(row_major.len()) || n != Some(wire.len()) {
+        return false;
+    }
+    for (row, weights) in row_major.chunks_exact(n_in.max(1)).enumerate() {
+        for (col, &w) in weights.iter().enumerate() {
+            if let Some(slot) = wire.get_mut(weight_index(n_out, row, col)) {
+                *slot = w;
+            }
+        }
+    }
+    true
+}
+
 /// An activation function, applied elementwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {
@@ -316,5 +335,29 @@ impl<'a> BundleWire<'a> {
             return Err(FormatError::TrailingBytes.into());
         }
         Ok(wire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_to_wire_stores_columns_one_after_the_other() {
+        // W = [[1, 2, 3], [4, 5, 6]] (2 outputs, 3 inputs), row-major.
+        let mut wire = [0.0; 6];
+        assert!(weights_to_wire(
+            3,
+            2,
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            &mut wire
+        ));
+        assert_eq!(wire, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(wire[weight_index(2, 1, 2)], 6.0);
+        let mut short = [9.0; 5];
+        assert!(!weights_to_wire(3, 2, &[0.0; 6], &mut short));
+        assert_eq!(short, [9.0; 5]);
+        assert!(!weights_to_wire(3, 2, &[0.0; 5], &mut wire));
+        assert!(weights_to_wire(0, 4, &[], &mut []));
     }
 }

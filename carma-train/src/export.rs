@@ -12,7 +12,7 @@
 use carma_core::format::HEADER_LEN;
 use carma_core::format::{
     Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, MAX_FEATURES, MetaWire, MetricsWire,
-    MlpWire, ScalerWire, TRAILER_LEN, weight_index,
+    MlpWire, ScalerWire, TRAILER_LEN, weights_to_wire,
 };
 
 /// The program that writes bundles, stored in every bundle's metadata.
@@ -403,13 +403,8 @@ impl OwnedMlp {
 fn wire_order(dims: &[usize], params: &[f32]) -> Vec<f32> {
     let mut out = params.to_vec();
     for ((w_at, b_at), pair) in layer_offsets(dims).into_iter().zip(dims.windows(2)) {
-        let (n_in, n_out) = (pair[0], pair[1]);
-        for row in 0..n_out {
-            for col in 0..n_in {
-                out[w_at + weight_index(n_out, row, col)] = params[w_at + row * n_in + col];
-            }
-        }
-        debug_assert_eq!(b_at, w_at + n_in * n_out);
+        let written = weights_to_wire(pair[0], pair[1], &params[w_at..b_at], &mut out[w_at..b_at]);
+        debug_assert!(written, "layer shapes were checked");
     }
     out
 }
@@ -676,6 +671,7 @@ fn u16_bytes(v: &[usize]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use carma_core::format::weight_index;
     use carma_core::le::{F32s, U16s};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

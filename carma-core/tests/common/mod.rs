@@ -6,7 +6,7 @@
 
 use carma_core::format::{
     Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, MetaWire, MetricsWire, MlpWire,
-    ScalerWire, weight_index,
+    ScalerWire, weights_to_wire,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,13 +24,13 @@ pub fn wire_params(dims: &[u16], row_major: &[f32]) -> Vec<f32> {
     let mut at = 0;
     for w in dims.windows(2) {
         let (n_in, n_out) = (usize::from(w[0]), usize::from(w[1]));
-        let layer = &row_major[at..at + n_in * n_out];
         let mut wt = vec![0.0; n_in * n_out];
-        for row in 0..n_out {
-            for col in 0..n_in {
-                wt[weight_index(n_out, row, col)] = layer[row * n_in + col];
-            }
-        }
+        assert!(weights_to_wire(
+            n_in,
+            n_out,
+            &row_major[at..at + n_in * n_out],
+            &mut wt
+        ));
         out.extend(wt);
         out.extend(&row_major[at + n_in * n_out..at + n_in * n_out + n_out]);
         at += n_in * n_out + n_out;
