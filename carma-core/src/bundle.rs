@@ -9,7 +9,7 @@
 use crate::FeatureSet;
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity, Section, ValidationError};
-use crate::flow::Flow;
+use crate::flow::{Fixed, Flow, Track};
 use crate::format::{Activation, BundleWire, MAX_LAYERS, MetricsWire};
 use crate::graph::{check_features, flags};
 use crate::le::F32s;
@@ -240,8 +240,10 @@ impl<'a> Bundle<'a> {
             .max(self.classifier.scratch_len())
             .max(self.carma.as_ref().map_or(0, Carma::scratch_len));
         // recommend keeps besides: every flow layer's factual input (the
-        // first is x~) and the latent.
-        (self.flow.n_layers() + 1) * self.d + inner
+        // first is x~), the latent and refinement's five vectors (the
+        // proposal, the intervention values, the trial point, and two for
+        // a stacked flow's interventions).
+        (self.flow.n_layers() + 6) * self.d + inner
     }
 
     /// [`Bundle::scratch_len`] in bytes.
@@ -371,6 +373,58 @@ impl<'a> Bundle<'a> {
         x_std_out.copy_from_slice(z);
         self.flow.invert(x_std_out, None, scratch)?;
         finite(x_std_out, Quantity::Reconstruction)
+    }
+
+    /// The counterfactual of the standardized person `x_std` under the hard
+    /// interventions `do(x~_k = values[k])` for the features `k` of `set`
+    /// (docs/MATH.md, section 6): every intervened feature takes its value
+    /// exactly; every other feature keeps its latent (abducted from
+    /// `x_std`) and follows its intervened causes through the learned
+    /// mechanisms. `values` has one entry per feature; entries outside `set`
+    /// are ignored. Features no intervention reaches keep their value bit for
+    /// bit.
+    pub fn intervene(
+        &self,
+        x_std: &[f32],
+        set: FeatureSet,
+        values: &[f32],
+        x_cf_std_out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_input(x_std)?;
+        self.check_set(set)?;
+        self.check_len(values, Argument::Input)?;
+        if let Some(index) = set
+            .iter()
+            .find(|&k| values.get(k).is_some_and(|v| !v.is_finite()))
+        {
+            return Err(InputError::NotFinite { index }.into());
+        }
+        self.check_len(x_cf_std_out, Argument::Output)?;
+        self.check_scratch(scratch)?;
+        let d = self.d;
+        let n_layers = self.flow.n_layers();
+        let too_small = InputError::ScratchTooSmall {
+            needed: self.scratch_len(),
+            found: scratch.len(),
+        };
+        let (factual, rest) = scratch
+            .split_at_mut_checked(n_layers * d)
+            .ok_or(too_small)?;
+        let (aux, inner) = rest.split_at_mut_checked(2 * d).ok_or(too_small)?;
+        let (x0, saved) = factual.split_at_mut_checked(d).ok_or(too_small)?;
+        x0.copy_from_slice(x_std);
+        x_cf_std_out.copy_from_slice(x_std);
+        self.flow.abduct(x_cf_std_out, saved, inner)?;
+        finite(x_cf_std_out, Quantity::Latent)?;
+        let track = Track {
+            moved: set,
+            factual,
+        };
+        let fixed = Fixed { set, values };
+        self.flow
+            .invert_do(x_cf_std_out, Some(track), fixed, aux, inner)?;
+        finite(x_cf_std_out, Quantity::Reconstruction)
     }
 
     /// The classifier's probability that `x~` is accepted (SPEC section 4).

@@ -232,6 +232,8 @@ pub enum InputError {
         /// `f32` values given.
         found: usize,
     },
+    /// A refinement's `min_prob` is not in `[0.5, 1]`.
+    BadRefine,
 }
 
 /// A result of an operation, named in [`Error::NotFinite`].
@@ -452,6 +454,9 @@ impl fmt::Display for InputError {
             InputError::UnknownFeature { index } => write!(f, "feature {index} does not exist"),
             InputError::ScratchTooSmall { needed, found } => {
                 write!(f, "scratch has {found} values, {needed} are needed")
+            }
+            InputError::BadRefine => {
+                f.write_str("the refinement's minimum probability must be in [0.5, 1]")
             }
         }
     }

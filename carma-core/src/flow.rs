@@ -43,6 +43,16 @@ pub(crate) struct Track<'t> {
     pub factual: &'t [f32],
 }
 
+/// Hard interventions `do(x~_k = values[k])` for the features `k` of `set`
+/// (standardized values; the other entries of `values` are not read).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fixed<'t> {
+    /// The intervened features.
+    pub set: FeatureSet,
+    /// Their standardized values, indexed by feature (length `D`).
+    pub values: &'t [f32],
+}
+
 /// A validated flow whose weights stay in the bundle bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Flow<'a> {
@@ -322,10 +332,25 @@ impl<'a> Flow<'a> {
     /// exactly its factual value instead of `T^-1(T(x))`, which differs by
     /// rounding. Returns the features that may differ from the factual (all
     /// of them without `track`).
+    ///
+    /// With `fixed` (one-layer flows only; see [`Flow::invert_do`]), an
+    /// intervened feature takes its given value instead of being solved from
+    /// its latent, and its descendants follow from it: Pearl's hard
+    /// intervention with the other latents held.
     pub(crate) fn invert(
         &self,
         v: &mut [f32],
         track: Option<Track<'_>>,
+        scratch: &mut [f32],
+    ) -> Result<FeatureSet, Error> {
+        self.invert_fixed(v, track, None, scratch)
+    }
+
+    fn invert_fixed(
+        &self,
+        v: &mut [f32],
+        track: Option<Track<'_>>,
+        fixed: Option<Fixed<'_>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -412,6 +437,19 @@ impl<'a> Flow<'a> {
                     }
                 }
                 let i = usize::from(feature);
+                if let Some(value) = fixed
+                    .filter(|f| f.set.contains(i))
+                    .and_then(|f| f.values.get(i).copied())
+                {
+                    changed.insert(i);
+                    if let Some(f) = input_flags.get_mut(i) {
+                        *f = 1.0;
+                    }
+                    if let Some(vi) = v.get_mut(i) {
+                        *vi = value;
+                    }
+                    continue;
+                }
                 let is_changed = !tracking
                     || moved.contains(i)
                     || flagging && {
@@ -451,6 +489,65 @@ impl<'a> Flow<'a> {
             moved = changed;
         }
         Ok(moved)
+    }
+
+    /// The counterfactual under hard interventions: `z` holds the factual
+    /// latent on entry and `x~_cf` on exit, where every feature of
+    /// `fixed.set` takes its given value exactly and every other feature is
+    /// solved from its (held) latent given its parents' counterfactual
+    /// values, in topological order (docs/MATH.md, section 6). Returns the
+    /// features that may differ from the factual.
+    ///
+    /// A one-layer flow does this in one tracked inversion. A stacked flow
+    /// is triangular only as a whole, so each intervened feature, in
+    /// topological order, gets the latent that produces its value: invert,
+    /// set the value, abduct that feature's latent; then one last inversion.
+    /// `aux` holds `2 D` values (the trial point and a copy of the latent).
+    pub(crate) fn invert_do(
+        &self,
+        z: &mut [f32],
+        track: Option<Track<'_>>,
+        fixed: Fixed<'_>,
+        aux: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<FeatureSet, Error> {
+        let d = self.d;
+        let moved = track.map(|t| Track {
+            moved: t.moved.union(fixed.set),
+            factual: t.factual,
+        });
+        if self.n_layers == 1 {
+            return self.invert_fixed(z, moved, Some(fixed), scratch);
+        }
+        let too_small = InputError::ScratchTooSmall {
+            needed: 2 * d,
+            found: aux.len(),
+        };
+        let (trial, rest) = aux.split_at_mut_checked(d).ok_or(too_small)?;
+        let latent = rest.get_mut(..d).ok_or(too_small)?;
+        for &feature in self.order {
+            let k = usize::from(feature);
+            let Some(&value) = fixed.values.get(k).filter(|_| fixed.set.contains(k)) else {
+                continue;
+            };
+            trial.copy_from_slice(z);
+            self.invert(trial, moved, scratch)?;
+            if let Some(t) = trial.get_mut(k) {
+                *t = value;
+            }
+            latent.copy_from_slice(trial);
+            self.abduct(latent, &mut [], scratch)?;
+            if let (Some(zk), Some(&lk)) = (z.get_mut(k), latent.get(k)) {
+                *zk = lk;
+            }
+        }
+        let changed = self.invert(z, moved, scratch)?;
+        for k in fixed.set.iter() {
+            if let (Some(x), Some(&value)) = (z.get_mut(k), fixed.values.get(k)) {
+                *x = value;
+            }
+        }
+        Ok(changed.union(fixed.set))
     }
 
     /// Adds to the running sums of hidden layer `m >= 1` of layer `l`, for

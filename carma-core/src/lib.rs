@@ -84,4 +84,4 @@ mod schedule;
 pub use bundle::Bundle;
 pub use error::Error;
 pub use feature_set::FeatureSet;
-pub use recommend::Recommendation;
+pub use recommend::{Options, Recommendation, Refine};
