@@ -9,7 +9,9 @@
 //! epochs. Environment: `LAMBDA_STEP`, `WD`, `DAMPING`, `SEED` override the
 //! CARMA multiplier step, weight decay, damping and the seed.
 
-use carma_train::evaluate::{oracle_bins, rejected_test, run_carma_core, run_oracle, score};
+use carma_train::evaluate::{
+    oracle_bins, rejected_test, run_carma_core, run_carma_core_with, run_oracle, score,
+};
 use carma_train::pipeline::{PipelineConfig, Progress, Stage, train_simulated};
 use carma_train::scm::Dataset;
 use std::time::Instant;
@@ -33,10 +35,27 @@ fn main() {
         .get(1)
         .map(|s| s.parse().expect("a dataset name"))
         .unwrap_or(Dataset::Loan);
+    let weighted = std::env::var_os("WEIGHTED").is_some();
     let mut cfg = match args.get(2).map(String::as_str) {
-        Some("paper") => PipelineConfig::paper(ds),
+        Some("paper") => PipelineConfig::paper_setting(ds, weighted),
         _ => PipelineConfig::demo(ds),
     };
+    if std::env::var_os("CLAMP_ZERO").is_some() {
+        cfg.carma.clamp_gradient = carma_train::carma::ClampGradient::Zero;
+    }
+    if std::env::var_os("CLAMP_PAPER").is_some() {
+        cfg.carma.clamp_range = carma_train::carma::ClampRange::Range;
+    }
+    if std::env::var_os("LOANCFG").is_some() {
+        let seed = cfg.carma.seed;
+        cfg.carma = carma_train::carma::CarmaConfig {
+            seed,
+            ..Default::default()
+        };
+    }
+    if std::env::var_os("STEEP").is_some() {
+        cfg.classifier.make_steep();
+    }
     if let Some(e) = args.get(3) {
         cfg.carma.epochs = e.parse().expect("a number of epochs");
     }
@@ -56,9 +75,35 @@ fn main() {
     let t = Instant::now();
     let sim = train_simulated(ds, &cfg, &mut Log(t)).expect("training succeeds");
     let x = rejected_test(&sim);
-    let c = score(&sim, &x, &run_carma_core(&sim, &x));
-    println!("carma  {c:?}");
     let o = score(&sim, &x, &run_oracle(&sim, &x, oracle_bins(ds), 2));
-    println!("oracle {o:?}");
+    let line = |name: &str, s: &carma_train::evaluate::Scores| {
+        println!(
+            "{name:<14} cost {:7.3} ({:5.2}x) cov {:6.2} valid {:6.2} act {:.2} p {:.3} us {:.1}",
+            s.cost_x100,
+            s.cost_x100 / o.cost_x100,
+            s.coverage_pct,
+            s.validity_pct,
+            s.mean_actions,
+            s.mean_prob,
+            s.us_per_individual
+        )
+    };
+    line("oracle", &o);
+    line("carma", &score(&sim, &x, &run_carma_core(&sim, &x)));
+    for (min_prob, slack) in [
+        (0.5055f32, 0.0f32),
+        (0.6, 0.1),
+        (0.6, 0.15),
+        (0.6, 0.2),
+        (0.7, 0.15),
+    ] {
+        let r = carma_core::Refine {
+            min_prob,
+            steps: 6,
+            slack,
+        };
+        let s = score(&sim, &x, &run_carma_core_with(&sim, &x, Some(r)));
+        line(&format!("ref {min_prob} s{slack}"), &s);
+    }
     eprintln!("total {:.1}s", t.elapsed().as_secs_f64());
 }

@@ -65,8 +65,44 @@ pub struct CarmaConfig {
     pub damping: f64,
     /// Step of the multiplier update.
     pub lambda_step: f64,
+    /// The gradient of the latent-shift clamp: `"inward"` (default) or `"zero"` (the paper's).
+    pub clamp_gradient: ClampGradient,
+    /// The latent-shift clamp's range: `"span"` (default) or `"range"` (the paper's).
+    pub clamp_range: ClampRange,
     /// Seed for initialization, batches and Gumbel noise.
     pub seed: u64,
+}
+
+/// The range of the latent shift `delta` (docs/MATH.md, section 5), from the training latents'
+/// range `[lo, hi] = [floor(min z), ceil(max z)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClampRange {
+    /// `[-(hi - lo), hi - lo]`: every latent in the range can reach every other one. The
+    /// paper's rule cannot (a latent at `lo + 1` with `hi = 3` can rise by 3 at most); on
+    /// chain-NLIN 13-24 % of the shifts were measured to sit at its upper bound.
+    #[default]
+    Span,
+    /// `[lo, hi]` itself (the paper's).
+    Range,
+}
+
+/// How the gradient passes the clamp of the action network's output (docs/MATH.md, section 5).
+///
+/// The forward pass is the paper's clamp either way. With `Zero` (the exact derivative, the
+/// paper's), an output past the clamp gets no gradient at all, so an action network that
+/// overshoots early stays there: against a steep classifier most shifts were measured to sit at
+/// the clamp for the rest of training. With `Inward`, an output past the clamp still gets
+/// the component of its gradient that moves it back inside (the cost pulls it toward zero), and
+/// none that would push it further out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClampGradient {
+    /// Pass the gradient that points back into the clamp range.
+    #[default]
+    Inward,
+    /// The exact derivative: zero outside the range (the paper's).
+    Zero,
 }
 
 impl Default for CarmaConfig {
@@ -82,6 +118,8 @@ impl Default for CarmaConfig {
             weight_decay: DEFAULT_WEIGHT_DECAY,
             damping: DEFAULT_DAMPING,
             lambda_step: DEFAULT_LAMBDA_STEP,
+            clamp_gradient: ClampGradient::Inward,
+            clamp_range: ClampRange::Span,
             seed: 0,
         }
     }
@@ -138,6 +176,51 @@ pub enum CarmaError {
 }
 
 impl CarmaConfig {
+    /// The paper's tuned settings for `dataset` (its Table 5; `weighted` selects the row of the
+    /// Loan preference case study). Weight decay, damping and the multiplier step are the
+    /// reference run's, the same for every dataset.
+    pub fn table5(dataset: crate::scm::Dataset, weighted: bool) -> Self {
+        use crate::scm::Dataset as D;
+        // (lr, mask hidden, action hidden, epochs, batch, margin, tau)
+        let (lr, mask, action, epochs, batch, margin, tau): (f64, &[usize], &[usize], _, _, _, _) =
+            match (dataset, weighted) {
+                (D::TriangleLin, _) => (5e-3, &[32], &[8, 8, 8, 8], 500, 32, 0.007, 0.55),
+                (D::ColliderLin, _) => (5e-3, &[32], &[32, 32, 32, 32], 350, 256, 0.013, 0.31),
+                (D::ChainLin, _) => (5e-3, &[16], &[8, 8], 150, 128, 0.004, 0.87),
+                (D::TriangleNlin, _) => (5e-3, &[32, 32, 32], &[8, 8, 8, 8], 450, 256, 0.003, 0.2),
+                (D::ColliderNlin, _) => (1e-2, &[16, 16, 16], &[8, 8, 8], 250, 64, 0.002, 0.83),
+                (D::ChainNlin, _) => (
+                    5e-3,
+                    &[32, 32, 32],
+                    &[32, 32, 32, 32],
+                    250,
+                    256,
+                    0.007,
+                    0.08,
+                ),
+                (D::Loan, false) => (5e-3, &[32, 32], &[32, 32, 32], 450, 256, 0.011, 0.45),
+                (D::Loan, true) => (
+                    1e-3,
+                    &[16, 16, 16],
+                    &[32, 32, 32, 32],
+                    450,
+                    256,
+                    0.007,
+                    0.33,
+                ),
+            };
+        Self {
+            mask_hidden: mask.to_vec(),
+            action_hidden: action.to_vec(),
+            epochs,
+            batch_size: batch,
+            lr,
+            tau,
+            margin,
+            ..Self::default()
+        }
+    }
+
     /// Validates every setting once.
     pub fn check(&self) -> Result<CheckedCarmaConfig, CarmaError> {
         let bad = |name, value: String, expected| {
@@ -229,6 +312,7 @@ pub struct Carma {
     action_net: Mlp,
     problem: RecourseProblem,
     clamp: (f64, f64),
+    clamp_gradient: ClampGradient,
 }
 
 /// CARMA's recommendation for a batch (standardized space).
@@ -353,6 +437,7 @@ impl Carma {
             action_net,
             problem,
             clamp,
+            clamp_gradient: cfg.clamp_gradient,
         }
     }
 
@@ -429,6 +514,10 @@ impl Carma {
         // SPEC section 6: clamp to [floor(min z), ceil(max z)] of the training latents.
         let lo = z.iter().copied().fold(f64::INFINITY, f64::min).floor();
         let hi = z.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil();
+        let (lo, hi) = match cfg.clamp_range {
+            ClampRange::Range => (lo, hi),
+            ClampRange::Span => (-(hi - lo), hi - lo),
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut carma = Self::new(d, problem, (lo, hi), config, &mut rng);
         let mut adam = Adam::new(AdamConfig {
@@ -631,9 +720,18 @@ impl Carma {
         // z_cf = z + m * delta.
         g_m += &(&g_zcf * &delta);
         let g_delta = &g_zcf * &m;
+        let inward = self.clamp_gradient == ClampGradient::Inward;
         let g_raw = ndarray::Zip::from(&g_delta)
             .and(&raw)
-            .map_collect(|&g, &r| if r > lo && r < hi { g } else { 0.0 });
+            .map_collect(|&g, &r| {
+                // Descent moves r by -g: past hi, g > 0 moves it back in; past lo, g < 0.
+                if (r > lo && r < hi) || (inward && ((r >= hi && g > 0.0) || (r <= lo && g < 0.0)))
+                {
+                    g
+                } else {
+                    0.0
+                }
+            });
         let g_input = self.action_net.backward_with(&action_cache, &g_raw);
         g_m += &g_input.slice(s![.., d..]);
 

@@ -121,6 +121,16 @@ pub fn rejected_test(sim: &Simulated) -> Array2<f64> {
 /// CARMA through the product path: the exported bundle served by `carma-core`,
 /// one individual at a time (the time per individual is that of the core).
 pub fn run_carma_core(sim: &Simulated, x_raw: &Array2<f64>) -> Recommendations {
+    run_carma_core_with(sim, x_raw, None)
+}
+
+/// [`run_carma_core`] with the core's refinement of each proposal (`None`: the networks'
+/// proposals as they are).
+pub fn run_carma_core_with(
+    sim: &Simulated,
+    x_raw: &Array2<f64>,
+    refine: Option<carma_core::Refine>,
+) -> Recommendations {
     let t = &sim.trained;
     let bytes = t.to_bytes().expect("a trained model exports");
     let bundle = carma_core::bundle::Bundle::new(&bytes).expect("the core reads its own export");
@@ -131,7 +141,11 @@ pub fn run_carma_core(sim: &Simulated, x_raw: &Array2<f64>) -> Recommendations {
     let mut results = Vec::with_capacity(n);
     let start = Instant::now();
     for (x, o) in xs.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        results.push(bundle.recommend(x, carma_core::FeatureSet::EMPTY, o, &mut scratch));
+        let options = carma_core::Options {
+            forbid: carma_core::FeatureSet::EMPTY,
+            refine,
+        };
+        results.push(bundle.recommend_with(x, &options, o, &mut scratch));
     }
     let us = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
     let mut mask = Array2::zeros((n, d));
@@ -280,24 +294,34 @@ pub enum Method {
     /// Brute-force grid on the true SCM (SPEC section 7).
     #[serde(rename = "oracle")]
     Oracle,
-    /// Per-individual penalty-method optimizer on the learned flow (argmin).
+    /// Per-individual penalty-method optimizer on the learned flow (argmin), with CARMA's
+    /// training hinge margin.
     #[serde(rename = "optimizer")]
     Optimizer,
+    /// The optimizer asked for the probability CARMA's refinement keeps
+    /// ([`carma_core::recommend::DEFAULT_MIN_PROB`]): the same margin, a fair comparison.
+    #[serde(rename = "optimizer-margin")]
+    OptimizerMargin,
     /// DiCE-VAE, amortized and non-causal.
     #[serde(rename = "dice-vae")]
     DiceVae,
-    /// CARMA, served by carma-core.
+    /// CARMA's networks as they are, served by carma-core.
     #[serde(rename = "carma")]
     Carma,
+    /// CARMA served by carma-core with the default refinement (what `carma recommend` does).
+    #[serde(rename = "carma-refined")]
+    CarmaRefined,
 }
 
 impl Method {
     /// All methods, in table order.
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 6] = [
         Method::Oracle,
         Method::Optimizer,
+        Method::OptimizerMargin,
         Method::DiceVae,
         Method::Carma,
+        Method::CarmaRefined,
     ];
 
     /// The name in the results.
@@ -305,8 +329,10 @@ impl Method {
         match self {
             Method::Oracle => "oracle",
             Method::Optimizer => "optimizer",
+            Method::OptimizerMargin => "optimizer-margin",
             Method::DiceVae => "dice-vae",
             Method::Carma => "carma",
+            Method::CarmaRefined => "carma-refined",
         }
     }
 }
@@ -363,6 +389,12 @@ pub struct EvalOptions {
     /// Start from [`crate::pipeline::PipelineConfig::tiny`] instead of the
     /// paper's settings (a smoke run, not the paper's numbers).
     pub tiny: bool,
+    /// Train the classifier with the steep recipe
+    /// ([`crate::classifier::ClassifierConfig::make_steep`]) instead of the reference's.
+    pub steep: bool,
+    /// Run the optimizers on at most this many of the scored individuals (the first ones; the
+    /// test split is an i.i.d. sample, so they are a random subset).
+    pub optimizer_individuals: Option<usize>,
 }
 
 /// Mean and standard deviation (population, as the paper's `np.std`).
@@ -405,6 +437,8 @@ pub struct MethodSummary {
     pub validity_pct: Stat,
     /// Individuals per seed (the last seed's count).
     pub n_test: usize,
+    /// Seeds summarized.
+    pub n_seeds: usize,
     /// Per feature, the mean fraction of individuals intervened on it.
     pub feature_rates: Vec<f64>,
     /// Individuals with exactly k intervened features, summed over seeds.
@@ -424,6 +458,7 @@ impl MethodSummary {
             us_per_individual: stat(|s| s.us_per_individual),
             validity_pct: stat(|s| s.validity_pct),
             n_test: scores.last().map_or(0, |s| s.n_test),
+            n_seeds: scores.len(),
             feature_rates: (0..d)
                 .map(|k| Stat::of(scores.iter().map(|s| s.feature_rates[k])).mean)
                 .collect(),
@@ -480,10 +515,13 @@ pub fn evaluate_seed_with(
     let mut cfg = if opts.tiny {
         crate::pipeline::PipelineConfig::tiny(setting.dataset)
     } else {
-        crate::pipeline::PipelineConfig::paper(setting.dataset)
+        crate::pipeline::PipelineConfig::paper_setting(setting.dataset, setting.weights.is_some())
     };
     cfg.seed = seed;
     cfg.weights = setting.weights.clone();
+    if opts.steep {
+        cfg.classifier.make_steep();
+    }
     let scale = |e: usize| ((e as f64 * opts.epochs_scale).round() as usize).max(1);
     cfg.classifier.epochs = scale(cfg.classifier.epochs);
     cfg.flow.epochs = scale(cfg.flow.epochs);
@@ -506,25 +544,46 @@ pub fn evaluate_seed_with(
                 individuals: x.nrows(),
             },
         );
-        let rec = match method {
-            Method::Carma => run_carma_core(&sim, &x),
-            Method::Oracle => run_oracle(&sim, &x, oracle_bins(setting.dataset), opts.threads),
-            Method::Optimizer => {
+        let n_opt = opts
+            .optimizer_individuals
+            .unwrap_or(x.nrows())
+            .min(x.nrows());
+        let (x_scored, rec) = match method {
+            Method::Carma => (x.view(), run_carma_core(&sim, &x)),
+            Method::CarmaRefined => (
+                x.view(),
+                run_carma_core_with(&sim, &x, Some(carma_core::Refine::DEFAULT)),
+            ),
+            Method::Oracle => (
+                x.view(),
+                run_oracle(&sim, &x, oracle_bins(setting.dataset), opts.threads),
+            ),
+            Method::Optimizer | Method::OptimizerMargin => {
+                let margin = if method == Method::Optimizer {
+                    crate::baselines::optimizer::DEFAULT_MARGIN
+                } else {
+                    2.0 * f64::from(carma_core::recommend::DEFAULT_MIN_PROB) - 1.0
+                };
                 let config = crate::baselines::OptimizerConfig {
                     threads: opts.threads,
+                    margin,
                     ..crate::baselines::OptimizerConfig::default()
                 }
                 .check()?;
+                let xs = x_std.slice(ndarray::s![..n_opt, ..]).to_owned();
                 let start = Instant::now();
                 let o = crate::baselines::optimizer::recommend(
                     &t.flow,
                     &t.classifier,
                     &problem,
-                    &x_std,
+                    &xs,
                     &forbid,
                     &config,
                 )?;
-                from_baseline(o, start, x.nrows())
+                (
+                    x.slice(ndarray::s![..n_opt, ..]),
+                    from_baseline(o, start, n_opt),
+                )
             }
             Method::DiceVae => {
                 let config = crate::baselines::DiceVaeConfig {
@@ -544,10 +603,10 @@ pub fn evaluate_seed_with(
                 )?;
                 let start = Instant::now();
                 let o = vae.recommend(&t.classifier, &x_std, &forbid)?;
-                from_baseline(o, start, x.nrows())
+                (x.view(), from_baseline(o, start, x.nrows()))
             }
         };
-        let scores = score(&sim, &x, &rec);
+        let scores = score(&sim, &x_scored.to_owned(), &rec);
         on_method(method, MethodEvent::Done(&scores));
         out.push((method, scores));
     }
@@ -631,6 +690,8 @@ mod tests {
             threads: 1,
             epochs_scale: 1.0,
             tiny: true,
+            steep: false,
+            optimizer_individuals: None,
         };
         let mut events = Vec::new();
         let run = evaluate_seed_with(setting, 3, &opts, &mut NoProgress, &mut |m, e| {
@@ -662,6 +723,8 @@ mod tests {
             threads: 2,
             epochs_scale: 1.0,
             tiny: true,
+            steep: false,
+            optimizer_individuals: None,
         };
         let runs: Vec<Vec<(Method, Scores)>> = opts
             .seeds
@@ -669,7 +732,7 @@ mod tests {
             .map(|&s| evaluate_seed(setting, s, &opts, &mut NoProgress).unwrap())
             .collect();
         for run in &runs {
-            assert_eq!(run.len(), 4);
+            assert_eq!(run.len(), Method::ALL.len());
             let n = run[0].1.n_test;
             assert!(run.iter().all(|(_, s)| s.n_test == n));
         }

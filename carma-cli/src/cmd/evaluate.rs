@@ -27,9 +27,13 @@ use crate::progress::Bars;
 pub const TARGET_COVERAGE_PCT: f64 = 99.5;
 /// CARMA's causal validity target, % (issue 4: "causal validity ≥ 99.5 %").
 pub const TARGET_VALIDITY_PCT: f64 = 99.5;
-/// CARMA's cost target as a multiple of the oracle's on the same individuals (issue 4: "cost ≤
-/// 1.10 × the oracle's cost").
+/// CARMA's cost target as a multiple of the oracle's on the same individuals, with the
+/// reference classifier recipe (issue 12: "at most 1.10x the oracle").
 pub const TARGET_COST_RATIO: f64 = 1.10;
+/// The cost target with the steep classifier recipe (issue 12: "at most 1.25x").
+pub const TARGET_COST_RATIO_STEEP: f64 = 1.25;
+/// Largest seed-to-seed standard deviation of CARMA's cost, as a fraction of its mean.
+pub const TARGET_COST_SPREAD: f64 = 0.15;
 
 /// Extra names `--dataset` accepts besides the datasets' own.
 const SETTING_NAMES: [&str; 2] = ["loan-weighted", "all"];
@@ -39,12 +43,16 @@ const SETTING_NAMES: [&str; 2] = ["loan-weighted", "all"];
 pub enum MethodArg {
     /// Brute-force grid on the true SCM (SPEC section 7).
     Oracle,
-    /// Per-individual penalty-method optimizer on the learned flow.
+    /// Per-individual penalty-method optimizer on the learned flow (CARMA's training margin).
     Optimizer,
+    /// The optimizer with the probability margin CARMA's refinement keeps (p >= 0.6).
+    OptimizerMargin,
     /// DiCE-VAE: amortized, non-causal.
     DiceVae,
-    /// CARMA, served by carma-core.
+    /// CARMA's networks as they are, served by carma-core.
     Carma,
+    /// CARMA with the core's refinement (what `carma recommend` does by default).
+    CarmaRefined,
 }
 
 impl From<MethodArg> for Method {
@@ -52,8 +60,10 @@ impl From<MethodArg> for Method {
         match m {
             MethodArg::Oracle => Method::Oracle,
             MethodArg::Optimizer => Method::Optimizer,
+            MethodArg::OptimizerMargin => Method::OptimizerMargin,
             MethodArg::DiceVae => Method::DiceVae,
             MethodArg::Carma => Method::Carma,
+            MethodArg::CarmaRefined => Method::CarmaRefined,
         }
     }
 }
@@ -94,9 +104,17 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "oracle,optimizer,dice-vae,carma"
+        default_value = "oracle,optimizer,optimizer-margin,dice-vae,carma,carma-refined"
     )]
     pub methods: Vec<MethodArg>,
+    /// The classifier recipe: `reference` (the paper's: plain SGD, no early stopping) or
+    /// `steep` (Adam with early stopping: nearly a step function, the hard case).
+    #[arg(long, value_enum, default_value_t = Recipe::Reference)]
+    pub classifier: Recipe,
+    /// Run the two optimizers on at most this many of the scored individuals per seed (they
+    /// take about 0.1 s each on Loan); the first ones of the test split, a random subset.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub optimizer_individuals: Option<u64>,
     /// Score at most this many rejected test individuals per seed (default: all of them).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_individuals: Option<u64>,
@@ -119,12 +137,32 @@ pub struct Args {
     pub resume: bool,
 }
 
+/// The classifier recipe of an evaluation.
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipe {
+    /// The paper reference's recipe (the default).
+    Reference,
+    /// Adam with early stopping: the steep classifier.
+    Steep,
+}
+
 /// The options that make scores comparable across runs (`runs.json`).
 #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
 struct RunOptions {
     fast: bool,
     epochs_scale: f64,
     max_individuals: Option<usize>,
+    #[serde(default = "reference")]
+    classifier: Recipe,
+    #[serde(default)]
+    optimizer_individuals: Option<usize>,
+}
+
+fn reference() -> Recipe {
+    Recipe::Reference
 }
 
 /// Every seed's scores: setting -> seed -> method name -> scores.
@@ -191,6 +229,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         threads: threads(args.jobs),
         epochs_scale: args.epochs_scale,
         tiny: args.fast,
+        steep: args.classifier == Recipe::Steep,
+        optimizer_individuals: args
+            .optimizer_individuals
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
     };
     let ctx = Report {
         command: command_line(),
@@ -208,6 +250,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             fast: opts.tiny,
             epochs_scale: opts.epochs_scale,
             max_individuals: opts.max_individuals,
+            classifier: args.classifier,
+            optimizer_individuals: opts.optimizer_individuals,
         },
         runs: BTreeMap::new(),
     };
@@ -439,7 +483,7 @@ fn console_report(ctx: &Report<'_>, collected: &Collected) -> String {
     let results = summarize(collected);
     let mut s = results_markdown(&results);
     s += "\n";
-    s += &targets_section(&results);
+    s += &targets_section(&results, cost_target(ctx.opts));
     s += &preferences_section(ctx, &results);
     s += &details_section(ctx, &results);
     s
@@ -471,12 +515,13 @@ fn results_document(ctx: &Report<'_>, collected: &Collected, complete: bool) -> 
     );
     let _ = writeln!(
         s,
-        "Protocol (SPEC section 8): per setting and seed, the classifier, the causal flow and \
+        "Protocol (docs/MATH.md, section 8): per setting and seed, the classifier, the causal flow and \
          CARMA are trained on simulated data ({}{}); every method then recommends for the same \
          rejected test individuals ({}). Figures are mean ± standard deviation (population) over \
          seeds {}. Coverage counts counterfactuals the classifier accepts; causal validity applies \
          the recommended values of the intervened features as hard interventions to the true SCM \
-         and counts those the classifier accepts. Oracle and optimizer ran on {} threads.\n",
+         and counts those the classifier accepts. Oracle and optimizer ran on {} threads. \
+         Classifier recipe: {}. {}\n",
         if ctx.opts.tiny {
             "the tiny smoke-test configuration, not the paper's"
         } else {
@@ -494,14 +539,34 @@ fn results_document(ctx: &Report<'_>, collected: &Collected, complete: bool) -> 
             )),
         seed_list(&ctx.seeds),
         ctx.opts.threads,
+        if ctx.opts.steep {
+            "steep (Adam with early stopping, nearly a step function)"
+        } else {
+            "the paper reference's (plain SGD, lr 1e-3, 500 epochs, no early stopping)"
+        },
+        ctx.opts
+            .optimizer_individuals
+            .map_or(String::new(), |m| format!(
+                "The two optimizers ran on the first {m} scored individuals of each seed (the \
+                 test split is an i.i.d. sample, so a random subset); their rows are on those."
+            )),
     );
     s += "## Table\n\n";
     s += &results_markdown(&results);
     s += "\n";
-    s += &targets_section(&results);
+    s += &targets_section(&results, cost_target(ctx.opts));
     s += &preferences_section(ctx, &results);
     s += &details_section(ctx, &results);
     s
+}
+
+/// The cost ratio asked of CARMA for the evaluation's classifier recipe.
+fn cost_target(opts: &EvalOptions) -> f64 {
+    if opts.steep {
+        TARGET_COST_RATIO_STEEP
+    } else {
+        TARGET_COST_RATIO
+    }
 }
 
 fn seed_list(seeds: &[u64]) -> String {
@@ -519,64 +584,76 @@ fn seed_list(seeds: &[u64]) -> String {
     }
 }
 
-/// CARMA against the issue's targets, per setting.
-fn targets_section(results: &Results) -> String {
+/// CARMA (with and without refinement) against the issue's targets, per setting: coverage,
+/// validity, cost against the oracle on the same individuals, and the seed-to-seed spread of
+/// the cost. `cost_target` is the cost ratio asked of this classifier recipe.
+fn targets_section(results: &Results, cost_target: f64) -> String {
     let mut s = format!(
         "## Targets\n\nCARMA coverage ≥ {TARGET_COVERAGE_PCT} %, causal validity ≥ \
-         {TARGET_VALIDITY_PCT} %, cost ≤ {TARGET_COST_RATIO:.2} × the oracle's on the same \
-         individuals (means over seeds). Each method's cost x100 averages over every \
-         individual scored, covered or not, so read it next to the coverage.\n\n\
-         | dataset | coverage % | validity % | cost / oracle |\n|---|---|---|---|\n"
+         {TARGET_VALIDITY_PCT} %, cost ≤ {cost_target:.2} × the oracle's on the same \
+         individuals (means over seeds), seed-to-seed standard deviation of the cost ≤ \
+         {:.0} % of its mean. Each method's cost x100 averages over every individual scored, \
+         covered or not, so read it next to the coverage.\n\n\
+         | dataset | method | coverage % | validity % | cost / oracle | cost std / mean |\n\
+         |---|---|---|---|---|---|\n",
+        100.0 * TARGET_COST_SPREAD
     );
     let mut any = false;
     for (setting, methods) in results {
-        let Some(carma) = methods.get(Method::Carma.name()) else {
-            continue;
-        };
-        any = true;
-        let pct = |v: f64, target: f64| {
-            let margin = v - target;
-            if margin >= 0.0 {
-                format!("{v:.2}: met (+{margin:.2} points)")
-            } else {
-                format!("{v:.2}: **missed** by {:.2} points", -margin)
-            }
-        };
-        let cost = match methods.get(Method::Oracle.name()) {
-            None => "not checked (oracle not run)".to_owned(),
-            Some(o) if o.cost_x100.mean <= 0.0 => format!(
-                "oracle cost x100 is {:.2}: ratio undefined (CARMA {:.2})",
-                o.cost_x100.mean, carma.cost_x100.mean
-            ),
-            Some(o) => {
-                let ratio = carma.cost_x100.mean / o.cost_x100.mean;
-                if ratio <= TARGET_COST_RATIO {
-                    format!(
-                        "{ratio:.3} ({:.2} vs {:.2}): met ({:.3} below {TARGET_COST_RATIO:.2})",
-                        carma.cost_x100.mean,
-                        o.cost_x100.mean,
-                        TARGET_COST_RATIO - ratio
-                    )
+        for method in [Method::Carma, Method::CarmaRefined] {
+            let Some(carma) = methods.get(method.name()) else {
+                continue;
+            };
+            any = true;
+            let pct = |v: f64, target: f64| {
+                let margin = v - target;
+                if margin >= 0.0 {
+                    format!("{v:.2}: met")
                 } else {
+                    format!("{v:.2}: **missed** by {:.2} points", -margin)
+                }
+            };
+            let cost = match methods.get(Method::Oracle.name()) {
+                None => "not checked (oracle not run)".to_owned(),
+                Some(o) if o.cost_x100.mean <= 0.0 => format!(
+                    "oracle cost x100 is {:.2}: ratio undefined (CARMA {:.2})",
+                    o.cost_x100.mean, carma.cost_x100.mean
+                ),
+                Some(o) => {
+                    let ratio = carma.cost_x100.mean / o.cost_x100.mean;
+                    let verdict = if ratio <= cost_target {
+                        "met".to_owned()
+                    } else {
+                        format!("**missed** by {:.3}", ratio - cost_target)
+                    };
                     format!(
-                        "{ratio:.3} ({:.2} vs {:.2}): **missed** by {:.3} ({:.1} % over the oracle)",
-                        carma.cost_x100.mean,
-                        o.cost_x100.mean,
-                        ratio - TARGET_COST_RATIO,
-                        100.0 * (ratio - 1.0)
+                        "{ratio:.3} ({:.2} vs {:.2}): {verdict}",
+                        carma.cost_x100.mean, o.cost_x100.mean
                     )
                 }
-            }
-        };
-        let _ = writeln!(
-            s,
-            "| {setting} | {} | {} | {cost} |",
-            pct(carma.coverage_pct.mean, TARGET_COVERAGE_PCT),
-            pct(carma.validity_pct.mean, TARGET_VALIDITY_PCT),
-        );
+            };
+            let spread = if carma.cost_x100.mean > 0.0 {
+                let r = carma.cost_x100.std / carma.cost_x100.mean;
+                let verdict = if r <= TARGET_COST_SPREAD {
+                    "met"
+                } else {
+                    "**missed**"
+                };
+                format!("{:.1} %: {verdict}", 100.0 * r)
+            } else {
+                "-".to_owned()
+            };
+            let _ = writeln!(
+                s,
+                "| {setting} | {} | {} | {} | {cost} | {spread} |",
+                method.name(),
+                pct(carma.coverage_pct.mean, TARGET_COVERAGE_PCT),
+                pct(carma.validity_pct.mean, TARGET_VALIDITY_PCT),
+            );
+        }
     }
     if !any {
-        s += "| (CARMA not run) | | | |\n";
+        s += "| (CARMA not run) | | | | | |\n";
     }
     s += "\n";
     s

@@ -65,7 +65,7 @@ fn build() -> Toy {
         .collect();
     let clf_cfg = ClassifierConfig {
         epochs: 60,
-        ..ClassifierConfig::logistic()
+        ..ClassifierConfig::steep(&[])
     }
     .check()
     .expect("valid classifier config");

@@ -164,7 +164,7 @@ fn training_finds_recourse_for_rejected_individuals() {
         .collect();
     let clf_cfg = ClassifierConfig {
         epochs: 60,
-        ..ClassifierConfig::logistic()
+        ..ClassifierConfig::steep(&[])
     }
     .check()
     .unwrap();
@@ -234,4 +234,53 @@ fn validation_keeps_the_cheapest_epoch_that_reaches_the_coverage_target() {
     let cost = out.cost.sum() / 300.0;
     let got = if reached.is_empty() { coverage } else { cost };
     assert_eq!(got, expected);
+}
+
+/// With the clamp at `(-0.01, 0.01)`, every shift the action network proposes sits past it.
+/// The exact (paper's) derivative then gives the action network no gradient at all from the
+/// loss; the inward rule passes exactly the components that move an output back inside, so
+/// the same step with the inward rule differs from the exact one only on the action network,
+/// and one descent step moves the clamped outputs toward the range.
+#[test]
+fn the_inward_clamp_gradient_pulls_clamped_shifts_back_and_the_exact_one_does_not() {
+    let (flow, clf, base) = tiny_parts();
+    let x = random_x(16, 2);
+    let z = flow.abduct(&x);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let noise = Array2::from_shape_fn((16, 6), |_| gumbel(&mut rng));
+    let lag = Lagrangian {
+        margin: 0.9,
+        lambda: 2.0,
+        damping: DEFAULT_DAMPING,
+    };
+    let grads = |rule: ClampGradient| {
+        let mut c = base.clone();
+        c.clamp = (-0.01, 0.01);
+        c.clamp_gradient = rule;
+        c.mask_net.zero_grad();
+        c.action_net.zero_grad();
+        c.loss_and_backward(&flow, &clf, &x, &z, &noise, 0.7, lag, MaskMode::Relaxed);
+        let mask: Vec<f64> = c.mask_net.flat_grads();
+        let action: Vec<f64> = c.action_net.flat_grads();
+        (mask, action)
+    };
+    let mut input = Array2::zeros((16, 6));
+    input.slice_mut(s![.., ..3]).assign(&z);
+    input.slice_mut(s![.., 3..]).fill(1.0);
+    let raw = base.action_net.predict(&input);
+    let outside = raw.iter().filter(|v| v.abs() > 0.01).count();
+    assert!(
+        outside > raw.len() / 2,
+        "the test needs clamped outputs: {outside}"
+    );
+    let (_, exact) = grads(ClampGradient::Zero);
+    let (_, inward) = grads(ClampGradient::Inward);
+    let norm = |g: &[f64]| g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    // Outputs inside (-0.01, 0.01) are rare; the exact gradient is (nearly) all zero.
+    assert!(
+        norm(&inward) > 10.0 * norm(&exact),
+        "{} vs {}",
+        norm(&inward),
+        norm(&exact)
+    );
 }

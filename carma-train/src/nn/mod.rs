@@ -32,6 +32,7 @@ mod init;
 pub mod loss;
 mod made;
 mod mlp;
+mod sgd;
 mod train;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub use divergence::{EXPLODED_FACTOR, divergence};
 pub use init::{CARMA_INIT, Init};
 pub use made::{made_masks, made_min_hidden};
 pub use mlp::{Mlp, MlpCache};
+pub use sgd::Sgd;
 pub use train::{EarlyStopping, EpochEnd, MiniBatches, ReduceLrOnPlateau, Verdict};
 
 /// One trainable tensor and its accumulated gradient, both flattened (row-major).
