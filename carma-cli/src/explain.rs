@@ -252,6 +252,7 @@ impl Explanation {
             prob_before: short(self.rec.prob_before),
             prob_after: short(self.rec.prob_after),
             cost: short(self.rec.cost),
+            cost_unrefined: short(self.rec.cost_unrefined),
             actions: changes(&self.actions),
             consequences: changes(&self.consequences),
             recommended: Profile(
@@ -276,6 +277,7 @@ impl Explanation {
                 "prob_before",
                 "prob_after",
                 "cost",
+                "cost_unrefined",
                 "actions",
                 "consequences",
             ]
@@ -303,7 +305,7 @@ impl Explanation {
         // Numbers and the status never need quotes.
         out.push(b',');
         out.extend_from_slice(self.status().as_bytes());
-        for v in [r.prob_before, r.prob_after, r.cost] {
+        for v in [r.prob_before, r.prob_after, r.cost, r.cost_unrefined] {
             out.push(b',');
             write_f32(out, v);
         }
@@ -700,6 +702,8 @@ struct Person<'s, 'n> {
     prob_before: f64,
     prob_after: f64,
     cost: f64,
+    /// The networks' own proposal's cost, before refinement.
+    cost_unrefined: f64,
     actions: Vec<ChangeJson<'n>>,
     consequences: Vec<ChangeJson<'n>>,
     recommended: Profile<'n>,

@@ -137,6 +137,30 @@ fn loan(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // Refinement (docs/MATH.md, section 6) on top of the same proposals: the
+    // difference to recommend_rejected is what refinement costs.
+    let refined = carma_core::Options {
+        forbid: FeatureSet::EMPTY,
+        refine: Some(carma_core::Refine::DEFAULT),
+    };
+    g.bench_function("recommend_rejected_refined", |b| {
+        per_case(b, &rejected, |c| -> Recommendation {
+            bundle
+                .recommend_with(&c.x_raw, &refined, &mut out, &mut scratch)
+                .unwrap()
+        })
+    });
+    // One hard intervention on the proposal's features (the unit refinement repeats).
+    let values: Vec<Vec<f32>> = rejected.iter().map(|c| c.x_std.clone()).collect();
+    g.bench_function("intervene", |b| {
+        let mut k = 0;
+        per_case(b, &rejected, |c| {
+            k = (k + 1) % values.len();
+            bundle
+                .intervene(&c.x_std, c.mask, &values[k], &mut out, &mut scratch)
+                .unwrap()
+        })
+    });
     g.bench_function("recommend_test_split", |b| {
         per_case(b, &all, |c| {
             bundle

@@ -7,7 +7,7 @@
 use crate::FeatureSet;
 use crate::bundle::Bundle;
 use crate::error::{Argument, Error, InputError};
-use crate::recommend::Recommendation;
+use crate::recommend::{Options, Recommendation};
 
 impl<'a> Bundle<'a> {
     /// [`Bundle::recommend`] for every row of `xs` (row-major, `D` values
@@ -29,8 +29,26 @@ impl<'a> Bundle<'a> {
         results: &mut [Result<Recommendation, Error>],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
+        let options = Options {
+            forbid,
+            refine: None,
+        };
+        self.recommend_batch_with(xs, &options, out, results, scratch)
+    }
+
+    /// [`Bundle::recommend_batch`] with the options of [`Bundle::recommend_with`]
+    /// (forbidden features, refinement); each row's result has the bits
+    /// `recommend_with` gives it alone.
+    pub fn recommend_batch_with(
+        &self,
+        xs: &[f32],
+        options: &Options,
+        out: &mut [f32],
+        results: &mut [Result<Recommendation, Error>],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
         self.carma_or_err()?;
-        self.check_set(forbid)?;
+        self.check_set(options.forbid)?;
         self.check_scratch(scratch)?;
         let d = self.n_features();
         let rows = results.len();
@@ -50,7 +68,7 @@ impl<'a> Bundle<'a> {
             .zip(out.chunks_exact_mut(d))
             .zip(results.iter_mut())
         {
-            *r = self.recommend(x, forbid, o, scratch);
+            *r = self.recommend_with(x, options, o, scratch);
         }
         Ok(())
     }

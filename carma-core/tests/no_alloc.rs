@@ -1,5 +1,6 @@
 //! Proof that inference allocates nothing: a counting global allocator sees
-//! zero allocations across 10,000 `recommend` calls once the bundle is
+//! zero allocations across 10,000 `recommend` calls (half of them refined,
+//! each followed by a hard intervention) once the bundle is
 //! decoded. Counting is per thread, so the test harness's own threads do not
 //! interfere; this file holds one test on purpose.
 
@@ -75,8 +76,25 @@ fn ten_thousand_recommendations_allocate_nothing() {
     let bundle = Bundle::new(&bytes).unwrap();
     let mut scratch = [0.0f32; 512];
     let scratch = &mut scratch[..bundle.scratch_len()];
-    for (x, &forbid) in inputs.iter().zip(&forbids) {
-        let rec = bundle.recommend(x, forbid, &mut out, scratch).unwrap();
+    let values = [0.5f32; 7];
+    let x_std = [0.25f32; 7];
+    let mut refined = 0usize;
+    for (k, (x, &forbid)) in inputs.iter().zip(&forbids).enumerate() {
+        let rec = if k % 2 == 0 {
+            bundle.recommend(x, forbid, &mut out, scratch).unwrap()
+        } else {
+            // Refinement and hard interventions: the same guarantee.
+            let options = carma_core::Options {
+                forbid,
+                refine: Some(carma_core::Refine::DEFAULT),
+            };
+            let rec = bundle.recommend_with(x, &options, &mut out, scratch).unwrap();
+            refined += usize::from(rec.refined);
+            bundle
+                .intervene(&x_std, rec.mask, &values, &mut out, scratch)
+                .unwrap();
+            rec
+        };
         rejected += usize::from(!rec.already_accepted);
         checksum += f64::from(rec.cost) + f64::from(out[0]);
     }
@@ -88,6 +106,7 @@ fn ten_thousand_recommendations_allocate_nothing() {
     );
     // The calls did real work: most individuals went through the whole pipeline.
     assert!(rejected > CALLS / 10, "{rejected} rejected");
+    assert!(refined > 0, "refinement ran");
     assert!(checksum.is_finite());
     // The counter works: a Vec allocates.
     let v = vec![1u8; 3];

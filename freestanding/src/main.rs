@@ -7,13 +7,21 @@
 //! `cargo run -p carma-core --example freestanding_fixture`), runs every case
 //! and exits 0 only if every output matches. Build and run with `run.sh`.
 //!
+//! Every case is then refined (`recommend_with`, the default `Refine`) and
+//! checked against the refinement's guarantees: deterministic, the margin
+//! kept, never costlier than a proposal that reached the margin, only
+//! features of the proposal; and the proposal's values, applied as hard
+//! interventions (`intervene`), are taken exactly.
+//!
 //! Exit codes: 0 all cases match; 2 the bundle does not load; 3 the bundle
 //! and the cases disagree on the number of features; 4 the scratch buffer is
-//! too small; 5 `recommend` returned an error; 10 + k case k differs; 101 panic.
+//! too small; 5 `recommend` returned an error; 6 `recommend_with` or
+//! `intervene` returned an error; 10 + k case k differs; 200 + k case k's
+//! refinement breaks a guarantee; 101 panic.
 #![no_std]
 #![no_main]
 
-use carma_core::{Bundle, FeatureSet};
+use carma_core::{Bundle, FeatureSet, Options, Refine};
 
 /// The embedded model. To embed another bundle, change this path and the
 /// `cases` path below, then regenerate the cases for it with
@@ -70,9 +78,67 @@ fn run() -> i32 {
         if !same {
             return 10 + k as i32;
         }
+        if let Some(code) = check_refined(&bundle, &x, forbid, &rec, &x_cf, scratch) {
+            return code.map_or(200 + k as i32, |c| c);
+        }
     }
     write(b"freestanding: every recommendation matches\n");
     0
+}
+
+/// Checks case `x`'s refinement and its hard interventions: `None` if every
+/// guarantee holds, `Some(None)` if one fails, `Some(Some(6))` on an error.
+fn check_refined(
+    bundle: &Bundle<'_>,
+    x: &[f32; cases::N_FEATURES],
+    forbid: FeatureSet,
+    rec: &carma_core::Recommendation,
+    x_cf: &[f32; cases::N_FEATURES],
+    scratch: &mut [f32],
+) -> Option<Option<i32>> {
+    let options = Options {
+        forbid,
+        refine: Some(Refine::DEFAULT),
+    };
+    let (mut a, mut b) = ([0.0f32; cases::N_FEATURES], [0.0f32; cases::N_FEATURES]);
+    let (Ok(ra), Ok(rb)) = (
+        bundle.recommend_with(x, &options, &mut a, scratch),
+        bundle.recommend_with(x, &options, &mut b, scratch),
+    ) else {
+        return Some(Some(6));
+    };
+    let min_prob = Refine::DEFAULT.min_prob;
+    let ok = ra == rb
+        && a.map(f32::to_bits) == b.map(f32::to_bits)
+        && ra.cost_unrefined.to_bits() == rec.cost.to_bits()
+        && ra.mask.difference(rec.mask).is_empty()
+        && (!ra.refined || ra.prob_after >= min_prob)
+        && (!ra.refined || rec.prob_after < min_prob || ra.cost <= rec.cost);
+    if !ok {
+        return Some(None);
+    }
+    // The proposal's values as hard interventions: taken exactly.
+    let (mut x_std, mut values, mut out) = (
+        [0.0f32; cases::N_FEATURES],
+        [0.0f32; cases::N_FEATURES],
+        [0.0f32; cases::N_FEATURES],
+    );
+    if rec.already_accepted
+        || bundle.standardize(x, &mut x_std).is_err()
+        || bundle.standardize(x_cf, &mut values).is_err()
+    {
+        return None;
+    }
+    if bundle
+        .intervene(&x_std, rec.mask, &values, &mut out, scratch)
+        .is_err()
+    {
+        return Some(Some(6));
+    }
+    if rec.mask.iter().any(|k| out.get(k) != values.get(k)) {
+        return Some(None);
+    }
+    None
 }
 
 /// The `write` system call (number 1 on x86_64 Linux) to standard output.

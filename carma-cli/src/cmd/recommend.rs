@@ -61,6 +61,29 @@ pub struct Args {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub jobs: Option<NonZeroUsize>,
+    /// Show the networks' proposal as it is, without refining it to the smallest change that
+    /// works (docs/MATH.md, section 6).
+    #[arg(long)]
+    pub no_refine: bool,
+    /// The acceptance probability a refined recommendation keeps (0.5 to 1; a margin above 0.5
+    /// guards against the learned model's error).
+    #[arg(long, default_value_t = carma_core::recommend::DEFAULT_MIN_PROB, value_parser = min_prob)]
+    pub min_prob: f32,
+}
+
+fn min_prob(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.5..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a probability between 0.5 and 1, found '{s}'")),
+    }
+}
+
+/// The refinement `carma recommend` applies: the core's default with `--min-prob`, or none.
+pub fn refinement(no_refine: bool, min_prob: f32) -> Option<carma_core::Refine> {
+    (!no_refine).then_some(carma_core::Refine {
+        min_prob,
+        ..carma_core::Refine::DEFAULT
+    })
 }
 
 /// Counts for the closing summary.
@@ -150,6 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let shared = Shared {
         bundle: &bundle,
         forbid,
+        refine: refinement(args.no_refine, args.min_prob),
         format: args.format,
         style: Style::new(&bundle),
         layout,
@@ -366,6 +390,7 @@ fn newlines(bytes: &[u8]) -> u64 {
 struct Shared<'s, 'a> {
     bundle: &'s Bundle<'a>,
     forbid: FeatureSet,
+    refine: Option<carma_core::Refine>,
     format: Format,
     style: Style,
     layout: Layout,
@@ -549,6 +574,7 @@ impl Worker {
         let Shared {
             bundle,
             forbid,
+            refine,
             format,
             ref style,
             ref layout,
@@ -576,8 +602,9 @@ impl Worker {
         let mut tally = Tally::default();
         self.out.clear();
         for (k, (x, &(row, line))) in self.rows.xs.chunks(d).zip(&self.rows.info).enumerate() {
+            let options = carma_core::Options { forbid, refine };
             let rec = bundle
-                .recommend(x, forbid, &mut self.x_cf, &mut self.scratch)
+                .recommend_with(x, &options, &mut self.x_cf, &mut self.scratch)
                 .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
             let e = self
                 .explanation
@@ -585,8 +612,12 @@ impl Worker {
             e.fill(style, row, x, &self.x_cf, rec);
             if !forbid.is_empty() && !rec.already_accepted && !rec.accepted {
                 // Would the person have had an accepted recommendation without --forbid?
+                let options = carma_core::Options {
+                    forbid: FeatureSet::EMPTY,
+                    refine,
+                };
                 let alt = bundle
-                    .recommend(x, FeatureSet::EMPTY, &mut self.x_alt, &mut self.scratch)
+                    .recommend_with(x, &options, &mut self.x_alt, &mut self.scratch)
                     .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
                 let unrestricted = Unrestricted {
                     mask: alt.mask,
