@@ -423,6 +423,29 @@ impl Classifier {
         Ok(Self { net })
     }
 
+    /// The same decision boundary with every logit multiplied by `factor` (the output layer's
+    /// weights and bias scaled): `factor > 1` makes the classifier steeper. Used to build the
+    /// steep classifiers a user might bring (a logistic regression with very large weights).
+    pub fn sharpened(&self, factor: f64) -> Classifier {
+        let layers = self.net.layers();
+        let last = layers.len() - 1;
+        let scaled = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let k = if i == last { factor } else { 1.0 };
+                crate::nn::Dense::from_parts(l.weight() * k, l.bias() * k)
+            })
+            .collect();
+        Classifier {
+            net: Mlp::from_layers(
+                scaled,
+                self.net.hidden_activation(),
+                self.net.output_activation(),
+            ),
+        }
+    }
+
     /// Number of input features.
     pub fn n_features(&self) -> usize {
         self.net.dims()[0]
@@ -595,6 +618,16 @@ mod tests {
             "smooth {a_smooth}, steep {a_steep}"
         );
         assert!(smooth.accuracy(&xt, &dataset(1000, 13, linear_rule).1) > 0.8);
+    }
+
+    #[test]
+    fn sharpening_keeps_the_boundary_and_scales_the_logit() {
+        let clf = Classifier::new(3, &ClassifierConfig::mlp(&[4]).check().unwrap());
+        let x = random_matrix(6, 3, 2, 1.0);
+        let sharp = clf.sharpened(20.0);
+        for (a, b) in clf.logits(&x).iter().zip(sharp.logits(&x).iter()) {
+            approx::assert_relative_eq!(*b, 20.0 * a, max_relative = 1e-12);
+        }
     }
 
     #[test]

@@ -659,6 +659,18 @@ pub fn train_simulated(
     cfg: &PipelineConfig,
     progress: &mut dyn Progress,
 ) -> Result<Simulated, PipelineError> {
+    train_simulated_with(dataset, cfg, &|c| c, progress)
+}
+
+/// [`train_simulated`], with the trained classifier replaced by `swap(classifier)` before
+/// CARMA trains (for instance [`Classifier::sharpened`]: the steep classifier a user might
+/// bring). The flow, the scaler and the data are the same.
+pub fn train_simulated_with(
+    dataset: Dataset,
+    cfg: &PipelineConfig,
+    swap: &dyn Fn(Classifier) -> Classifier,
+    progress: &mut dyn Progress,
+) -> Result<Simulated, PipelineError> {
     progress.stage(Stage::Data, 0);
     let scm = Scm::new(dataset);
     let graph = scm.graph().clone();
@@ -674,7 +686,9 @@ pub fn train_simulated(
         ),
     );
 
-    let fitted = fit_classifier_and_flow(&graph, &clf_splits, &flow_splits, None, cfg, progress)?;
+    let mut fitted =
+        fit_classifier_and_flow(&graph, &clf_splits, &flow_splits, None, cfg, progress)?;
+    fitted.classifier = swap(fitted.classifier);
     let rec_train_std = fitted.scaler.transform(rec_splits[0].x.view())?;
     let problem = recourse_problem(&graph, cfg, &rec_train_std)?;
     let x_rej = rec_train_std.select(Axis(0), &rejected(&fitted.classifier, &rec_train_std));

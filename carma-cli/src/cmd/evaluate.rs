@@ -879,15 +879,25 @@ mod tests {
         let m = r.entry("chain-lin".into()).or_default();
         m.insert("oracle".into(), summary(10.0, 100.0, 100.0));
         m.insert("carma".into(), summary(12.0, 99.8, 98.5));
-        let t = targets_section(&r);
-        assert!(t.contains("99.80: met (+0.30 points)"), "{t}");
-        assert!(t.contains("98.50: **missed** by 1.00 points"), "{t}");
+        m.insert("carma-refined".into(), summary(10.5, 100.0, 100.0));
+        let t = targets_section(&r, TARGET_COST_RATIO);
+        assert!(
+            t.contains("| carma | 99.80: met | 98.50: **missed** by 1.00 points"),
+            "{t}"
+        );
         assert!(
             t.contains("1.200 (12.00 vs 10.00): **missed** by 0.100"),
             "{t}"
         );
+        assert!(
+            t.contains("| carma-refined | 100.00: met | 100.00: met | 1.050 (10.50 vs 10.00): met"),
+            "{t}"
+        );
+        // The steep recipe's target is looser.
+        let t = targets_section(&r, TARGET_COST_RATIO_STEEP);
+        assert!(t.contains("1.200 (12.00 vs 10.00): met"), "{t}");
         r.get_mut("chain-lin").unwrap().remove("oracle");
-        assert!(targets_section(&r).contains("not checked (oracle not run)"));
+        assert!(targets_section(&r, TARGET_COST_RATIO).contains("not checked (oracle not run)"));
     }
 
     #[test]

@@ -74,7 +74,9 @@ pub struct Args {
 fn min_prob(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if (0.5..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected a probability between 0.5 and 1, found '{s}'")),
+        _ => Err(format!(
+            "expected a probability between 0.5 and 1, found '{s}'"
+        )),
     }
 }
 
