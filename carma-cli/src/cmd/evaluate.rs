@@ -106,8 +106,8 @@ pub struct Args {
     /// Tiny samples, networks and epochs: a smoke run, not the paper's numbers.
     #[arg(long)]
     pub fast: bool,
-    /// Threads for the oracle and the optimizer (default: every core).
-    #[arg(long)]
+    /// Threads for the oracle and the optimizer (default: every core; at most 256).
+    #[arg(long, value_parser = crate::cmd::parse_jobs)]
     pub jobs: Option<NonZeroUsize>,
     /// Directory for results.json, RESULTS.md and runs.json (every seed's scores), written
     /// atomically after every seed.

@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     write_atomic(&args.out, &bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!(
+    outln!(
         "wrote {} ({} bytes): causal flow ({} layers) and classifier from {}, {} features, scaler '{}'.",
         args.out.display(),
         bytes.len(),
@@ -53,10 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.json.display(),
         bundle.n_features(),
         args.scaler.key()
-    );
-    println!(
+    )?;
+    outln!(
         "Only the flow and the classifier are imported: the model has no CARMA networks, so it can \
          be inspected but `carma recommend` will refuse it."
-    );
+    )?;
     Ok(())
 }

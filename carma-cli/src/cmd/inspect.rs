@@ -25,9 +25,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bundle = file.bundle()?;
     let summary = Summary::new(&file, &bundle);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.json(&bundle))?);
+        outln!("{}", serde_json::to_string_pretty(&summary.json(&bundle))?)?;
     } else {
-        print!("{}", summary.text(&bundle));
+        out!("{}", summary.text(&bundle))?;
     }
     Ok(())
 }

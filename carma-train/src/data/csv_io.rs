@@ -14,6 +14,44 @@ use crate::graph::CausalGraph;
 /// The UTF-8 byte-order mark some spreadsheet programs put before the header.
 const BOM: char = '\u{feff}';
 
+/// The longest line a CSV may have (1 MiB): a row of 64 features takes a few kilobytes, and a
+/// file without line ends (`/dev/zero`, a binary file) must not be buffered whole (issue 14).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The error for a line over [`MAX_LINE_BYTES`], with its 1-based number.
+pub fn line_too_long(line: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "line {line} is longer than {MAX_LINE_BYTES} bytes, the limit for one line of CSV \
+             (is this a CSV file?)"
+        ),
+    )
+}
+
+/// Longest text of a cell or a header echoed in an error.
+const ECHO_CHARS: usize = 60;
+
+/// `text` as an error may quote it: control characters (NUL, line breaks, escapes) escaped,
+/// and cut after [`ECHO_CHARS`] characters with the total length said.
+pub fn echo(text: &str) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in text.chars() {
+        if shown == ECHO_CHARS {
+            out.push_str(&format!("... ({} bytes in all)", text.len()));
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        shown += 1;
+    }
+    out
+}
+
 /// How to read a CSV.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CsvOptions {
@@ -49,6 +87,10 @@ pub struct RowInfo {
 /// passed, so memory is bounded by the reader's look-ahead.
 struct LineIndex<R> {
     inner: R,
+    /// Bytes since the last `\n` or `\r` (a line over [`MAX_LINE_BYTES`] is an error).
+    line_len: usize,
+    /// `\n` bytes read so far.
+    lines: u64,
     /// Bytes read so far.
     offset: u64,
     /// Offsets of `\n` bytes at or after the last record end.
@@ -60,8 +102,19 @@ struct LineIndex<R> {
 impl<R: Read> Read for LineIndex<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for (k, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            self.newlines.push_back(self.offset + k as u64);
+        for (k, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                self.line_len = 0;
+                if b == b'\n' {
+                    self.newlines.push_back(self.offset + k as u64);
+                    self.lines += 1;
+                }
+            } else {
+                self.line_len += 1;
+                if self.line_len > MAX_LINE_BYTES {
+                    return Err(line_too_long(self.lines + 1));
+                }
+            }
         }
         self.offset += n as u64;
         Ok(n)
@@ -118,6 +171,8 @@ impl<R: Read> CsvRowReader<R> {
         let file = file_label.to_owned();
         let lines = LineIndex {
             inner: reader,
+            line_len: 0,
+            lines: 0,
             offset: 0,
             newlines: VecDeque::new(),
             passed: 0,
@@ -131,12 +186,14 @@ impl<R: Read> CsvRowReader<R> {
         let got_header = reader
             .read_record(&mut header)
             .map_err(|e| csv_error(&file, e))?;
-        if !got_header
-            || header
-                .iter()
-                .all(|c| c.trim_start_matches(BOM).trim().is_empty())
-        {
+        if !got_header {
             return Err(DataError::EmptyFile { file });
+        }
+        if header
+            .iter()
+            .all(|c| c.trim_start_matches(BOM).trim().is_empty())
+        {
+            return Err(DataError::NoColumnNames { file });
         }
         let cells: Vec<String> = header
             .iter()
@@ -156,15 +213,15 @@ impl<R: Read> CsvRowReader<R> {
             if cells[..j].contains(c) {
                 return Err(DataError::DuplicateColumn {
                     file,
-                    column: c.clone(),
+                    column: echo(c),
                 });
             }
         }
         let find = |name: &str| cells.iter().position(|c| c == name);
         let missing = |name: &str| DataError::MissingColumn {
             file: file.clone(),
-            column: name.to_owned(),
-            found: cells.join(", "),
+            column: echo(name),
+            found: echo(&cells.join(", ")),
         };
         let mut columns = Vec::with_capacity(graph.len());
         for f in graph.features() {
@@ -180,7 +237,7 @@ impl<R: Read> CsvRowReader<R> {
             if let Some(j) = (0..cells.len()).find(|&j| !used(j)) {
                 return Err(DataError::ExtraColumn {
                     file,
-                    column: cells[j].clone(),
+                    column: echo(&cells[j]),
                 });
             }
         }
@@ -251,6 +308,21 @@ impl<R: Read> CsvRowReader<R> {
         }
         self.row += 1;
         let line = self.record_line();
+        if self.record.len() < self.n_cells
+            && self
+                .record
+                .iter()
+                .last()
+                .is_some_and(|f| f.contains(['\n', '\r']))
+        {
+            // The csv reader read a quote that was never closed: the cell ran on over the next
+            // lines (to the end of the file, or to the next lone quote).
+            return Err(DataError::UnclosedQuote {
+                file: self.file.clone(),
+                row: self.row,
+                line,
+            });
+        }
         if self.record.len() != self.n_cells {
             return Err(DataError::RowLength {
                 file: self.file.clone(),
@@ -294,7 +366,7 @@ impl<R: Read> CsvRowReader<R> {
             row: self.row,
             line,
             column: column.to_owned(),
-            value: text.to_owned(),
+            value: echo(text),
             expected,
         };
         let v: f64 = text
