@@ -49,6 +49,7 @@ enum Command {
     #[command(after_help = "Example:\n  \
         carma recommend --model loan.carma --input people.csv\n  \
         carma recommend --model loan.carma --input people.csv --forbid education,income\n  \
+        carma recommend --model loan.carma --input people.csv --forbid education --forbid income\n  \
         carma recommend --model loan.carma --input people.csv --format csv -o out.csv")]
     Recommend(cmd::recommend::Args),
     /// Show a model's metadata, features, sizes and metrics.
@@ -61,14 +62,16 @@ enum Command {
         carma import --json loan_flow.json -o loan-reference.carma\n  \
         carma import --json loan_flow.json --scaler causal_estimator -o loan-ll.carma")]
     Import(cmd::import::Args),
-    /// Evaluate CARMA, the oracle and the baselines over datasets and seeds (SPEC section 8).
+    /// Evaluate CARMA, the oracle and the baselines over datasets and seeds (docs/MATH.md,
+    /// section 8, metrics).
     #[command(after_help = "Example:\n  \
-        carma evaluate --dataset loan --seeds 3 --out docs/\n  \
-        carma evaluate --dataset all --seeds 10 --out docs/\n  \
+        carma evaluate --dataset loan --seeds 3 --out results/\n  \
+        carma evaluate --dataset all --seeds 10 --out results/\n  \
         carma evaluate --dataset loan,loan-weighted --seeds 3 --methods oracle,carma\n  \
         carma evaluate --dataset chain-lin --seeds 1 --fast --max-individuals 20")]
     Evaluate(cmd::evaluate::Args),
-    /// Run the brute-force oracle (SPEC section 7) next to CARMA on a few rejected individuals.
+    /// Run the brute-force oracle (docs/MATH.md, section 7) next to CARMA on a few rejected
+    /// individuals.
     #[command(after_help = "Example:\n  \
         carma oracle --dataset loan -n 10\n  \
         carma oracle --dataset triangle-lin -n 5 --bins 9 --fast")]

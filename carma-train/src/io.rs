@@ -112,6 +112,30 @@ pub fn refuse_overwriting_inputs(out: &Path, inputs: &[(&str, &Path)]) -> io::Re
     Ok(())
 }
 
+/// The largest text file read whole (a graph, a configuration, a reference JSON): 64 MiB.
+/// Such files are kilobytes; `/dev/zero` or a wrong path to a huge file is refused instead of
+/// being read into memory.
+pub const MAX_TEXT_BYTES: u64 = 64 << 20;
+
+/// Read `path` as UTF-8 text, refusing it past [`MAX_TEXT_BYTES`].
+pub fn read_text(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    File::open(path)?
+        .take(MAX_TEXT_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TEXT_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, the limit for this kind of file",
+                MAX_TEXT_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// Where an [`AtomicFile`]'s bytes go.
 enum Target {
     /// A temporary beside `dest`, renamed over it on commit.

@@ -32,7 +32,7 @@ pub struct Args {
     pub save: Option<PathBuf>,
 }
 
-/// Figures measured with the core on the rejected test applicants (SPEC section 8).
+/// Figures measured with the core on the rejected test applicants (docs/MATH.md section 8, metrics).
 #[derive(Debug, Default)]
 struct Figures {
     rejected: usize,
@@ -101,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         100.0 * figures.valid as f64 / n
     );
     println!(
-        "  cost x100       {:.2} (SPEC section 6), {:.2} features changed on average",
+        "  cost x100       {:.2} (docs/MATH.md section 1), {:.2} features changed on average",
         100.0 * figures.cost / n,
         figures.actions as f64 / n
     );
@@ -157,7 +157,7 @@ fn recommend_test(
     Ok((f, shown))
 }
 
-/// Causal validity (SPEC section 8): the recommended values of the intervened features, applied
+/// Causal validity (docs/MATH.md section 8, metrics): the recommended values of the intervened features, applied
 /// as hard interventions to the true SCM of this individual, give a profile the classifier
 /// accepts.
 fn valid(

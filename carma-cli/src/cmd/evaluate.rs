@@ -1,4 +1,4 @@
-//! `carma evaluate`: the paper's Table 1 protocol (SPEC section 8) via `carma_train::evaluate`.
+//! `carma evaluate`: the paper's Table 1 protocol (docs/MATH.md section 8, metrics) via `carma_train::evaluate`.
 //! For every setting (a dataset, or Loan with preference weights) and seed: train the classifier,
 //! the causal flow and CARMA, then run the requested methods (oracle, optimizer, DiCE-VAE, CARMA)
 //! on the same rejected test individuals, score them, and summarize mean ± standard deviation
@@ -37,7 +37,7 @@ const SETTING_NAMES: [&str; 2] = ["loan-weighted", "all"];
 /// A method, as `--methods` names it.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MethodArg {
-    /// Brute-force grid on the true SCM (SPEC section 7).
+    /// Brute-force grid on the true SCM (docs/MATH.md section 7, oracle & baselines).
     Oracle,
     /// Per-individual penalty-method optimizer on the learned flow.
     Optimizer,
@@ -471,7 +471,7 @@ fn results_document(ctx: &Report<'_>, collected: &Collected, complete: bool) -> 
     );
     let _ = writeln!(
         s,
-        "Protocol (SPEC section 8): per setting and seed, the classifier, the causal flow and \
+        "Protocol (docs/MATH.md section 8, metrics): per setting and seed, the classifier, the causal flow and \
          CARMA are trained on simulated data ({}{}); every method then recommends for the same \
          rejected test individuals ({}). Figures are mean ± standard deviation (population) over \
          seeds {}. Coverage counts counterfactuals the classifier accepts; causal validity applies \

@@ -70,7 +70,7 @@ pub fn config(
 ) -> anyhow::Result<PipelineConfig> {
     let mut cfg = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = carma_train::io::read_text(path)
                 .with_context(|| format!("cannot read configuration {}", path.display()))?;
             toml::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: invalid configuration: {e}", path.display()))?

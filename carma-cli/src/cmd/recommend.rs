@@ -128,6 +128,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    if !forbid_list.is_empty() {
+        let names: Vec<String> = forbid_list
+            .iter()
+            .map(|&i| model::name(&bundle, i).to_owned())
+            .collect();
+        note!(
+            "--forbid {}: not acted on directly; may still change as a consequence of acting on \
+             their causes",
+            crate::explain::join(&names)
+        );
+    }
     let forbid: FeatureSet = forbid_list.into_iter().collect();
     let graph = model::graph(&bundle, &file.path)?;
 

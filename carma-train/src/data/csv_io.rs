@@ -36,8 +36,7 @@ const ECHO_CHARS: usize = 60;
 /// and cut after [`ECHO_CHARS`] characters with the total length said.
 pub fn echo(text: &str) -> String {
     let mut out = String::new();
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown == ECHO_CHARS {
             out.push_str(&format!("... ({} bytes in all)", text.len()));
             return out;
@@ -47,7 +46,6 @@ pub fn echo(text: &str) -> String {
         } else {
             out.push(c);
         }
-        shown += 1;
     }
     out
 }
@@ -312,7 +310,7 @@ impl<R: Read> CsvRowReader<R> {
             && self
                 .record
                 .iter()
-                .last()
+                .next_back()
                 .is_some_and(|f| f.contains(['\n', '\r']))
         {
             // The csv reader read a quote that was never closed: the cell ran on over the next

@@ -1,8 +1,8 @@
-//! Ground-truth structural causal models (SPEC section 2).
+//! Ground-truth structural causal models (docs/MATH.md section 2, datasets).
 //!
 //! An [`Scm`] samples exogenous `u`, features `x` and the deterministic label; abducts `u` from
 //! `x` with the true inverse; and answers counterfactual queries under hard interventions
-//! (SPEC section 7: the oracle and causal validity use these).
+//! (docs/MATH.md section 7, oracle & baselines: the oracle and causal validity use these).
 
 mod equations;
 mod noise;
@@ -20,10 +20,10 @@ use crate::graph::{CausalGraph, Feature, FeatureKind, MAX_FEATURES};
 
 pub use equations::{logit, sigmoid};
 
-/// Accepted means `sigmoid(g) >= 0.5` (SPEC section 2).
+/// Accepted means `sigmoid(g) >= 0.5` (docs/MATH.md section 2, datasets).
 pub const ACCEPT_THRESHOLD: f64 = 0.5;
 
-/// The seven datasets of SPEC section 2.
+/// The seven datasets of docs/MATH.md section 2, datasets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dataset {
     /// triangle-LIN.
@@ -54,11 +54,11 @@ pub const LOAN_NAMES: [&str; 7] = [
     "income",
     "savings",
 ];
-/// Loan's actionable nodes: education, loan amount, income, savings (SPEC section 2).
+/// Loan's actionable nodes: education, loan amount, income, savings (docs/MATH.md section 2, datasets).
 const LOAN_ACTIONABLE: [usize; 4] = [2, 3, 5, 6];
 
 impl Dataset {
-    /// All seven, in the SPEC's order.
+    /// All seven, in docs/MATH.md's order.
     pub const ALL: [Dataset; 7] = [
         Dataset::TriangleLin,
         Dataset::TriangleNlin,
@@ -108,7 +108,7 @@ impl Dataset {
         self.feature_names().len()
     }
 
-    /// Parents of each node (SPEC section 2).
+    /// Parents of each node (docs/MATH.md section 2, datasets).
     fn parents(self) -> Vec<Vec<usize>> {
         match self {
             Dataset::TriangleLin | Dataset::TriangleNlin => {
@@ -131,7 +131,7 @@ impl Dataset {
     }
 
     /// The dataset's causal graph: parents from the equations, node 0 binary, actionable flags
-    /// of SPEC section 2, unit weights.
+    /// of docs/MATH.md section 2, datasets, unit weights.
     pub fn graph(self) -> CausalGraph {
         let features = self
             .parents()
@@ -365,7 +365,7 @@ impl Scm {
         Ok(u)
     }
 
-    /// The label logit `g(x, u_1)` (SPEC section 2).
+    /// The label logit `g(x, u_1)` (docs/MATH.md section 2, datasets).
     pub fn logit(&self, x: &[f64], u: &[f64]) -> f64 {
         equations::label_logit(self.dataset, x, u[1])
     }
