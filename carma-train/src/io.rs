@@ -7,8 +7,8 @@
 //!
 //! Issue 14: only a regular file (or a path that does not exist yet) is replaced that way. A
 //! symbolic link is followed to its target, which is replaced (the link stays a link); a device
-//! (`/dev/null`), a FIFO, a socket and anything under `/dev/` or `/proc/` (`/dev/stdout`) is
-//! opened and written directly, streaming, as a shell redirection would. The replaced file keeps
+//! (`/dev/null`), a FIFO, a socket and the process's own streams (`/dev/stdout`, `/dev/fd/N`)
+//! are opened and written directly, streaming, as a shell redirection would. The replaced file keeps
 //! its permission bits; a read-only destination is refused unless
 //! [`WriteOptions::replace_read_only`] is set (`--force`). The temporary's name is fresh: a
 //! stale one left by an earlier process with the same pid is skipped, never an error.
@@ -165,11 +165,16 @@ pub struct AtomicFile {
     path: PathBuf,
 }
 
-/// A path written in place rather than replaced: anything under `/dev/` or `/proc/`
-/// (`/dev/stdout` must reach the process's standard output, whatever it is), or an existing
-/// file that is not a regular file or a directory.
+/// A path written in place rather than replaced: the process's own streams (`/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`, which must reach the stream whatever it is,
+/// even a regular file the shell redirected to), or an existing file that is not a regular file
+/// or a directory (a device, a FIFO, a socket). `/dev/shm/x.csv`, a regular file, is replaced
+/// atomically like any other.
 fn written_directly(path: &Path) -> io::Result<bool> {
-    if path.starts_with("/dev") || path.starts_with("/proc") {
+    if ["/dev/stdout", "/dev/stderr", "/dev/fd", "/proc/self/fd"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
         return Ok(true);
     }
     match fs::metadata(path) {
@@ -206,7 +211,7 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
 
 impl AtomicFile {
     /// Create the temporary file for `path` (or open `path` itself when it is a device, a FIFO
-    /// or under `/dev/`); a read-only destination is refused.
+    /// or `/dev/stdout`); a read-only destination is refused.
     pub fn create(path: impl AsRef<Path>) -> io::Result<AtomicFile> {
         AtomicFile::create_with(path, WriteOptions::default())
     }
@@ -569,9 +574,20 @@ mod tests {
         f.commit().unwrap();
         assert!(!fs::metadata("/dev/null").unwrap().file_type().is_file());
         let mut f = AtomicFile::create("/dev/full").unwrap();
+        assert!(f.is_direct());
         f.write_all(&[0u8; 64 * 1024])
             .and_then(|()| f.flush())
             .unwrap_err();
+        // A regular file under /dev (tmpfs) is replaced atomically like any other.
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            let path = shm.join(format!("carma-io-test-{}", std::process::id()));
+            let f = AtomicFile::create(&path).unwrap();
+            assert!(!f.is_direct());
+            f.commit().unwrap();
+            assert!(fs::metadata(&path).unwrap().is_file());
+            fs::remove_file(&path).unwrap();
+        }
     }
 
     #[test]
