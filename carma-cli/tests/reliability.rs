@@ -481,6 +481,56 @@ fn a_line_without_end_is_refused_with_its_line_number() {
     let long = dir.write("long.csv", &text);
     let err = fails(run_within(command(recommend(&long)), quick), 1);
     assert!(err.contains("line 3 is longer"), "{err}");
+    // A quote never closed, then short lines without end: a record over 4 MiB.
+    let mut text = String::from("x0,x1,x2,x3,x4,x5,x6,y\n1,2,1,0,0,1,2,0\n\"");
+    text.push_str(&"abc\n".repeat(1_500_000));
+    let quoted = dir.write("quoted.csv", &text);
+    let err = fails(run_within(command(recommend(&quoted)), quick), 1);
+    assert!(
+        err.contains("line 3: a row longer than 4194304 bytes"),
+        "{err}"
+    );
+    let err = fails(
+        run_within(
+            command([
+                "fit",
+                "--data",
+                p(&quoted),
+                "--graph",
+                p(&graph),
+                "-o",
+                p(&dir.path("m.carma")),
+            ]),
+            quick,
+        ),
+        1,
+    );
+    // (The header is not Loan's: the columns are refused before the rows are read.)
+    assert!(err.contains("missing column 'gender'"), "{err}");
+    let loan_header = "gender,age,education,loan_amount,duration,income,savings,y\n\"";
+    let quoted_loan = dir.write(
+        "quoted-loan.csv",
+        &(loan_header.to_owned() + &"abc\n".repeat(1_500_000)),
+    );
+    let err = fails(
+        run_within(
+            command([
+                "fit",
+                "--data",
+                p(&quoted_loan),
+                "--graph",
+                p(&graph),
+                "-o",
+                p(&dir.path("m.carma")),
+            ]),
+            quick,
+        ),
+        1,
+    );
+    assert!(
+        err.contains("line 2: a row longer than 4194304 bytes"),
+        "{err}"
+    );
     let header = dir.write("header.csv", &"x".repeat(2 << 20));
     let mut args = recommend(&header);
     args.extend(["--id".into(), "id".into()]);

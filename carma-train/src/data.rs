@@ -15,7 +15,10 @@ use ndarray::{Array1, Array2, Axis};
 use crate::graph::CausalGraph;
 use crate::scm::{Dataset, Sample};
 
-pub use csv_io::{CsvOptions, CsvRowReader, MAX_LINE_BYTES, RowInfo, echo, line_too_long};
+pub use csv_io::{
+    CsvOptions, CsvRowReader, MAX_LINE_BYTES, MAX_RECORD_BYTES, RowInfo, echo, echo_list,
+    line_too_long, record_too_long,
+};
 pub use scaler::{Scaler, ScalerError};
 pub use split::{CLASSIFIER_SPLIT, FLOW_SPLIT, RECOURSE_SPLIT, Split, split_indices};
 

@@ -144,8 +144,9 @@ enum Target {
         tmp: PathBuf,
         /// The final path, symbolic links resolved.
         dest: PathBuf,
-        /// The replaced file's permissions, given to the new one.
-        permissions: Option<fs::Permissions>,
+        /// The replaced file's metadata: its owner (where allowed) and permissions are given
+        /// to the new one.
+        replaced: Option<Box<fs::Metadata>>,
     },
     /// A device, FIFO or other special file, written in place.
     Direct(BufWriter<File>),
@@ -231,7 +232,7 @@ impl AtomicFile {
             });
         }
         let dest = resolve_links(&path)?;
-        let permissions = match fs::metadata(&dest) {
+        let replaced = match fs::metadata(&dest) {
             Ok(m) if m.is_dir() => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -248,7 +249,7 @@ impl AtomicFile {
                         ),
                     ));
                 }
-                Some(m.permissions())
+                Some(Box::new(m))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(with_path(e)),
@@ -260,7 +261,7 @@ impl AtomicFile {
                 file: BufWriter::new(file),
                 tmp,
                 dest,
-                permissions,
+                replaced,
             },
             path,
         })
@@ -286,13 +287,20 @@ impl AtomicFile {
                 file,
                 tmp,
                 dest,
-                permissions,
+                replaced,
             } => {
                 // On any error the temporary is removed here (the target is already `Done`).
                 let result = (|| {
                     let file = file.into_inner().map_err(|e| e.into_error())?;
-                    if let Some(p) = permissions {
-                        file.set_permissions(p)?;
+                    if let Some(m) = replaced {
+                        // The owner first (changing it may clear set-id bits), where allowed:
+                        // only root may give a file away, and a user's own file is theirs anyway.
+                        #[cfg(unix)]
+                        {
+                            use std::os::unix::fs::MetadataExt;
+                            let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+                        }
+                        file.set_permissions(m.permissions())?;
                     }
                     file.sync_all()?;
                     drop(file);
@@ -549,6 +557,28 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o444);
         assert_eq!(entries(&dir.0), ["model.carma"]);
+    }
+
+    /// Only root may give a file to another user: the check runs as root (CI containers).
+    #[cfg(unix)]
+    #[test]
+    fn the_destination_keeps_its_owner_where_allowed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = TempDir::new("atomic-owner");
+        let path = dir.0.join("out.csv");
+        fs::write(&path, b"old").unwrap();
+        let me = fs::metadata(&path).unwrap().uid();
+        if me != 0 {
+            // Not root: the file stays the user's, and the write succeeds.
+            write_atomic(&path, b"new").unwrap();
+            assert_eq!(fs::metadata(&path).unwrap().uid(), me);
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(1234), Some(4321)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        let m = fs::metadata(&path).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1234, 4321));
+        assert_eq!(fs::read(&path).unwrap(), b"new");
     }
 
     #[test]

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use carma_core::error::{Error as CoreError, InputError};
 use carma_core::{Bundle, FeatureSet};
-use carma_train::data::{CsvOptions, CsvRowReader, DataError, MAX_LINE_BYTES, line_too_long};
+use carma_train::data::{
+    CsvOptions, CsvRowReader, DataError, MAX_LINE_BYTES, MAX_RECORD_BYTES, line_too_long,
+    record_too_long,
+};
 use carma_train::io::{AtomicFile, WriteOptions, refuse_overwriting_inputs};
 
 use crate::explain::{Explanation, Style, Unrestricted};
@@ -281,7 +284,7 @@ fn find_column(
         anyhow::anyhow!(
             "{file}: no column '{}' for --id (the header has: {})",
             carma_train::data::echo(name),
-            carma_train::data::echo(&names.join(", "))
+            carma_train::data::echo_list(&names.join(", "))
         )
     })?;
     Ok((header, index))
@@ -333,7 +336,10 @@ impl Input {
                 Scan::Record(end) => break end,
                 Scan::End => break input.leftover.len(),
                 Scan::NeedMore if input.leftover.len() > MAX_LINE_BYTES => {
-                    return Err(line_too_long(1 + newlines(&input.leftover)));
+                    if let Some(e) = too_long(&input.leftover, 0) {
+                        return Err(e);
+                    }
+                    read_more(&mut input.src, &mut input.leftover, 0, &mut input.eof)?
                 }
                 Scan::NeedMore => {
                     read_more(&mut input.src, &mut input.leftover, 0, &mut input.eof)?
@@ -362,13 +368,29 @@ impl Input {
                 }
                 Scan::End => break,
                 Scan::NeedMore if chunk.bytes.len() - at > MAX_LINE_BYTES => {
-                    // A record longer than a line may be (a file without line ends, a quote
-                    // never closed): stop before it grows further.
-                    let line = self.newlines + newlines(&chunk.bytes[..at]) + 1;
-                    chunk.error = Some(line_too_long(line));
-                    self.eof = true;
-                    chunk.bytes.truncate(at);
-                    break;
+                    // Possibly a line or record over the limits (a file without line ends, a
+                    // quote never closed): stop before it grows further.
+                    match too_long(
+                        &chunk.bytes[at..],
+                        self.newlines + newlines(&chunk.bytes[..at]),
+                    ) {
+                        Some(e) => {
+                            chunk.error = Some(e);
+                            self.eof = true;
+                            chunk.bytes.truncate(at);
+                            break;
+                        }
+                        None => {
+                            if let Err(e) =
+                                read_more(&mut self.src, &mut chunk.bytes, at, &mut self.eof)
+                            {
+                                chunk.error = Some(e);
+                                self.eof = true;
+                                chunk.bytes.truncate(at);
+                                break;
+                            }
+                        }
+                    }
                 }
                 Scan::NeedMore => {
                     if let Err(e) = read_more(&mut self.src, &mut chunk.bytes, at, &mut self.eof) {
@@ -384,6 +406,22 @@ impl Input {
         chunk.bytes.truncate(at);
         self.rows += chunk.ends.len();
         self.newlines += newlines(&chunk.bytes);
+    }
+}
+
+/// The error for an unfinished record `pending` (starting after `newlines_before` line ends)
+/// whose last line is over [`MAX_LINE_BYTES`] or which is over [`MAX_RECORD_BYTES`] in all.
+fn too_long(pending: &[u8], newlines_before: u64) -> Option<io::Error> {
+    let last_line = pending
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(pending.len(), |k| pending.len() - k - 1);
+    if last_line > MAX_LINE_BYTES {
+        Some(line_too_long(newlines_before + newlines(pending) + 1))
+    } else if pending.len() > MAX_RECORD_BYTES {
+        Some(record_too_long(newlines_before + 1))
+    } else {
+        None
     }
 }
 

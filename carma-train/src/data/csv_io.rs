@@ -18,6 +18,21 @@ const BOM: char = '\u{feff}';
 /// file without line ends (`/dev/zero`, a binary file) must not be buffered whole (issue 14).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
+/// The longest record (row) a CSV may have, quoted line breaks included (4 MiB): a quote that
+/// is never closed followed by endless short lines must not be buffered whole either.
+pub const MAX_RECORD_BYTES: usize = 4 << 20;
+
+/// The error for a record over [`MAX_RECORD_BYTES`] starting at 1-based `line`.
+pub fn record_too_long(line: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "line {line}: a row longer than {MAX_RECORD_BYTES} bytes, the limit for one CSV \
+             record (a quote that is never closed?)"
+        ),
+    )
+}
+
 /// The error for a line over [`MAX_LINE_BYTES`], with its 1-based number.
 pub fn line_too_long(line: u64) -> io::Error {
     io::Error::new(
@@ -29,15 +44,26 @@ pub fn line_too_long(line: u64) -> io::Error {
     )
 }
 
-/// Longest text of a cell or a header echoed in an error.
+/// Longest text of a cell or a column name echoed in an error.
 const ECHO_CHARS: usize = 60;
+/// Longest list of column names (a header) echoed in an error.
+const ECHO_LIST_CHARS: usize = 400;
 
 /// `text` as an error may quote it: control characters (NUL, line breaks, escapes) escaped,
-/// and cut after [`ECHO_CHARS`] characters with the total length said.
+/// and cut after 60 characters with the total length said.
 pub fn echo(text: &str) -> String {
+    echo_at_most(text, ECHO_CHARS)
+}
+
+/// [`echo`] for a list of column names: cut after 400 characters.
+pub fn echo_list(text: &str) -> String {
+    echo_at_most(text, ECHO_LIST_CHARS)
+}
+
+fn echo_at_most(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (shown, c) in text.chars().enumerate() {
-        if shown == ECHO_CHARS {
+        if shown == max {
             out.push_str(&format!("... ({} bytes in all)", text.len()));
             return out;
         }
@@ -89,6 +115,8 @@ struct LineIndex<R> {
     line_len: usize,
     /// `\n` bytes read so far.
     lines: u64,
+    /// Offset where the record being read starts (just past the last record returned).
+    record_start: u64,
     /// Bytes read so far.
     offset: u64,
     /// Offsets of `\n` bytes at or after the last record end.
@@ -115,6 +143,14 @@ impl<R: Read> Read for LineIndex<R> {
             }
         }
         self.offset += n as u64;
+        if self.offset - self.record_start > MAX_RECORD_BYTES as u64 {
+            let before = self
+                .newlines
+                .iter()
+                .take_while(|&&p| p < self.record_start)
+                .count() as u64;
+            return Err(record_too_long(self.passed + before + 1));
+        }
         Ok(n)
     }
 }
@@ -122,6 +158,8 @@ impl<R: Read> Read for LineIndex<R> {
 impl<R> LineIndex<R> {
     /// 1-based line of byte `at`; forgets newlines before it (queries only move forward).
     fn line_at(&mut self, at: u64) -> u64 {
+        // Called with the last byte of each record read: the next one starts after it.
+        self.record_start = self.record_start.max(at + 1);
         while self.newlines.front().is_some_and(|&p| p < at) {
             self.newlines.pop_front();
             self.passed += 1;
@@ -171,6 +209,7 @@ impl<R: Read> CsvRowReader<R> {
             inner: reader,
             line_len: 0,
             lines: 0,
+            record_start: 0,
             offset: 0,
             newlines: VecDeque::new(),
             passed: 0,
@@ -187,6 +226,9 @@ impl<R: Read> CsvRowReader<R> {
         if !got_header {
             return Err(DataError::EmptyFile { file });
         }
+        // The first data record starts after the header (for the record length limit).
+        let header_end = reader.position().byte();
+        reader.get_mut().record_start = header_end;
         if header
             .iter()
             .all(|c| c.trim_start_matches(BOM).trim().is_empty())
@@ -219,7 +261,7 @@ impl<R: Read> CsvRowReader<R> {
         let missing = |name: &str| DataError::MissingColumn {
             file: file.clone(),
             column: echo(name),
-            found: echo(&cells.join(", ")),
+            found: echo_list(&cells.join(", ")),
         };
         let mut columns = Vec::with_capacity(graph.len());
         for f in graph.features() {
