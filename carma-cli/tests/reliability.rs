@@ -736,6 +736,33 @@ fn a_feature_with_a_large_offset_is_refused_before_training() {
     assert!(!dir.path("m.carma").exists());
 }
 
+/// A model made elsewhere (here imported, with income's mean moved to 1e9) is still read, with
+/// a warning that 32-bit floats cannot follow that feature.
+#[test]
+fn recommend_warns_about_a_model_feature_with_a_large_offset() {
+    let dir = TempDir::new("offset-model");
+    let json = Path::new(FIXTURES).join("reference/loan_flow.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(json).unwrap()).unwrap();
+    doc["scalers"]["recourse"]["mean"][5] = serde_json::json!(1e9);
+    let shifted = dir.write("shifted.json", &doc.to_string());
+    let m = dir.path("shifted.carma");
+    ok(carma(["import", "--json", p(&shifted), "-o", p(&m)]));
+    let input = dir.write(
+        "people.csv",
+        "gender,age,education,loan_amount,duration,income,savings\n1,0,0,0,0,1000000000,0\n",
+    );
+    let err = fails(
+        carma(["recommend", "--model", p(&m), "--input", p(&input)]),
+        1,
+    );
+    assert!(
+        err.contains("warning: feature 'income' varies by about"),
+        "{err}"
+    );
+    assert!(err.contains("no CARMA networks"), "{err}");
+}
+
 #[test]
 fn csv_output_writes_compact_numbers() {
     let dir = TempDir::new("compact");

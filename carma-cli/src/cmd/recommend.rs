@@ -113,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let file = ModelFile::read(&args.model)?;
     let bundle = file.bundle()?;
+    warn_imprecise_features(&bundle);
     if bundle.carma().is_none() {
         anyhow::bail!(
             "{}: the model has no CARMA networks (it holds only a causal flow and a classifier, \
@@ -238,6 +239,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// Warn about continuous features whose |mean| / std is too large for 32-bit floats: `fit`
+/// refuses them, but a model from elsewhere (an import, an older version) may have one.
+fn warn_imprecise_features(bundle: &Bundle<'_>) {
+    for i in (0..bundle.n_features()).filter(|&i| !bundle.is_binary(i)) {
+        if let (Some(mean), Some(std)) = (bundle.mean(i), bundle.std(i))
+            && f64::from(mean.abs()) / f64::from(std) > crate::cmd::fit::MAX_OFFSET_TO_SPREAD
+        {
+            note!(
+                "warning: feature '{}' varies by about {std:e} around {mean:e}: 32-bit floats \
+                 cannot represent such small variations of such large values, so its \
+                 recommendations are imprecise (retrain on the column minus an offset)",
+                model::name(bundle, i)
+            );
+        }
+    }
 }
 
 /// Read the header line and find `name` in it; returns the header bytes (to be read again by
