@@ -125,13 +125,18 @@ fn usage(e: clap::Error) -> ExitCode {
         std::io::stdout().flush()
     });
     match (e.kind(), printed) {
-        (_, Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        (_, Err(err)) => {
+        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Ok(())) => ExitCode::SUCCESS,
+        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Err(err))
+            if err.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
+        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Err(err)) => {
             note!("error: cannot write the help text: {err}");
             ExitCode::FAILURE
         }
-        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Ok(())) => ExitCode::SUCCESS,
-        (_, Ok(())) => ExitCode::from(2),
+        // A usage error (printed to standard error, if it can be): clap's status, 2.
+        _ => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)),
     }
 }
 
