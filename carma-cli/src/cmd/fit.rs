@@ -1,10 +1,11 @@
 //! `carma fit`: train the classifier, the causal flow and CARMA on a user's CSV and causal graph,
-//! and write one model file. The file is written once, at the end, atomically: a failure or
-//! Ctrl-C during training leaves no model file (and an older one at the same path untouched).
-
-use std::path::{Path, PathBuf};
+//! and write one model file. Everything that can be checked is checked before training (the
+//! settings, the graph, the label, the output path, the data). The file is written once, at
+//! the end, atomically: a failure, Ctrl-C, SIGTERM or SIGHUP during training leaves no model
+//! file (and an older one at the same path untouched).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use carma_core::Bundle;
