@@ -544,6 +544,13 @@ pub fn write_escaped(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// `text` with its control characters escaped (see [`write_escaped`]).
+pub fn escaped(text: &str) -> String {
+    let mut out = Vec::new();
+    write_escaped(&mut out, text);
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
 /// `, ` or ` and ` before item `k` of `n`, as [`join`] puts them.
 fn separator(out: &mut Vec<u8>, k: usize, n: usize) {
     if k == 0 {
@@ -607,14 +614,7 @@ impl Style {
                 })
                 .collect(),
             std: (0..d).map(|i| bundle.std(i).unwrap_or(1.0)).collect(),
-            names: model::names(bundle)
-                .iter()
-                .map(|n| {
-                    let mut out = Vec::new();
-                    write_escaped(&mut out, n);
-                    String::from_utf8(out).unwrap_or_else(|_| n.clone())
-                })
-                .collect(),
+            names: model::names(bundle).iter().map(|n| escaped(n)).collect(),
         }
     }
 

@@ -688,7 +688,15 @@ fn a_feature_on_a_tiny_scale_is_shown_with_its_digits() {
         p(&cfg),
         "-o",
         p(&m),
+        "--name",
+        "loan\u{1b}[2J\nforged line",
     ]));
+    // inspect: the tiny mean and std in exponent notation, the name's control bytes escaped.
+    let shown = stdout(&ok(carma(["inspect", p(&m)])));
+    let savings = shown.lines().find(|l| l.contains(" savings ")).unwrap();
+    assert!(savings.contains("e-9") && !savings.contains("0.0000"), "{savings}");
+    assert!(shown.contains("loan\\u{1b}[2J\\nforged line"), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "{shown}");
     let text = stdout(&ok(carma([
         "recommend",
         "--model",
