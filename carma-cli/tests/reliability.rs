@@ -608,6 +608,8 @@ fn a_full_stdout_or_stderr_is_an_error_not_a_panic() {
             "json",
         ],
         vec!["simulate", "-d", "loan", "-n", "5"],
+        // The demo's report still uses println!: the panic hook turns its failure into an error.
+        vec!["demo", "--fast"],
     ] {
         let err = fails(to_full(&args, false), 1);
         assert!(err.contains("No space left on device"), "{args:?}: {err}");
