@@ -543,15 +543,70 @@ fn a_line_without_end_is_refused_with_its_line_number() {
     );
 }
 
+/// `simulate` streams its rows: any `-n` starts at once in constant memory, and the bytes are
+/// those of the in-memory table it used to build.
 #[test]
-fn simulate_refuses_sizes_that_cannot_fit_and_jobs_are_bounded() {
-    for n in [
-        "18446744073709551615",
-        "1000000000",
-        "99999999999999999999999",
-    ] {
+fn simulate_streams_any_number_of_rows_and_jobs_are_bounded() {
+    // What simulate wrote before it streamed: the whole sample as a table.
+    let dataset = carma_train::scm::Dataset::Loan;
+    let table = carma_train::data::Table::from_sample(dataset, dataset.scm().sample(500, 3));
+    let mut expected = Vec::new();
+    table.write_csv_to(&mut expected).unwrap();
+    let streamed = ok(carma([
+        "simulate", "-d", "loan", "-n", "500", "--seed", "3",
+    ]))
+    .stdout;
+    assert_eq!(
+        String::from_utf8(streamed).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
+    // The largest -n: a reader that stops after 100 KB ends it (it used to panic at once).
+    let mut child = command(["simulate", "-d", "loan", "-n", "18446744073709551615"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = vec![0u8; 100_000];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert!(head.starts_with(b"gender,age,"));
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // -n 1000000000 (it used to abort on a 56 GB allocation): after a second of writing, its
+    // resident memory is a few MB.
+    #[cfg(target_os = "linux")]
+    {
+        let mut child = command([
+            "simulate",
+            "-d",
+            "loan",
+            "-n",
+            "1000000000",
+            "-o",
+            "/dev/null",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let rss_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        assert!(rss_kb < 64 * 1024, "{rss_kb} kB");
+    }
+    for n in ["0", "99999999999999999999999", "-5"] {
         let err = fails(carma(["simulate", "-d", "loan", "-n", n]), 2);
-        assert!(err.contains("at most 10000000 rows"), "{err}");
+        assert!(err.contains("row"), "{err}");
     }
     let dir = TempDir::new("jobs");
     let input = people(&dir);
@@ -696,7 +751,10 @@ fn a_feature_on_a_tiny_scale_is_shown_with_its_digits() {
     // inspect: the tiny mean and std in exponent notation, the name's control bytes escaped.
     let shown = stdout(&ok(carma(["inspect", p(&m)])));
     let savings = shown.lines().find(|l| l.contains(" savings ")).unwrap();
-    assert!(savings.contains("e-9") && !savings.contains("0.0000"), "{savings}");
+    assert!(
+        savings.contains("e-9") && !savings.contains("0.0000"),
+        "{savings}"
+    );
     assert!(shown.contains("loan\\u{1b}[2J\\nforged line"), "{shown}");
     assert!(!shown.contains('\u{1b}'), "{shown}");
     let text = stdout(&ok(carma([

@@ -16,8 +16,8 @@ use crate::graph::CausalGraph;
 use crate::scm::{Dataset, Sample};
 
 pub use csv_io::{
-    CsvOptions, CsvRowReader, MAX_LINE_BYTES, MAX_RECORD_BYTES, RowInfo, echo, echo_list,
-    line_too_long, record_too_long,
+    CsvOptions, CsvRowReader, CsvRowWriter, MAX_LINE_BYTES, MAX_RECORD_BYTES, RowInfo, echo,
+    echo_list, line_too_long, record_too_long,
 };
 pub use scaler::{Scaler, ScalerError};
 pub use split::{CLASSIFIER_SPLIT, FLOW_SPLIT, RECOURSE_SPLIT, Split, split_indices};

@@ -1,11 +1,12 @@
-//! `carma simulate`: sample one of the seven SCMs of docs/MATH.md section 2 (datasets) to a CSV (features and the
-//! label `y`), and optionally write its causal graph file for `carma fit`.
+//! `carma simulate`: sample one of the seven SCMs of docs/MATH.md section 2 (datasets) to a
+//! CSV (features and the label `y`), and optionally write its causal graph file for `carma fit`.
+//! Rows are drawn and written one at a time, so memory does not grow with `-n`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use carma_train::data::Table;
+use carma_train::data::{CsvRowWriter, DEFAULT_LABEL, DataError};
 use carma_train::io::{AtomicFile, WriteOptions, same_file};
 use carma_train::scm::Dataset;
 
@@ -16,10 +17,9 @@ pub struct Args {
     /// or loan.
     #[arg(long, short = 'd')]
     pub dataset: Dataset,
-    /// Number of rows to draw (1 to 10,000,000; the rows are held in memory, about 120 MB per
-    /// million).
+    /// Number of rows to draw (streamed to the output: memory does not grow with it).
     #[arg(short = 'n', long = "rows", value_parser = parse_rows)]
-    pub rows: usize,
+    pub rows: u64,
     /// Random seed (the same seed gives the same rows).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -34,20 +34,14 @@ pub struct Args {
     pub force: bool,
 }
 
-/// The most rows `simulate` draws: the sample is held in memory before it is written (about
-/// 120 MB per million rows), so 10 million take about 1.2 GB; `-n 1000000000` used to abort on
-/// a 56 GB allocation, and `-n 18446744073709551615` to panic.
-pub const MAX_ROWS: usize = 10_000_000;
-
-fn parse_rows(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<u128>() {
-        Ok(n) if n >= 1 && n <= MAX_ROWS as u128 => Ok(n as usize),
+fn parse_rows(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
         Ok(0) => Err("expected at least 1 row".to_owned()),
-        Ok(_) => Err(format!(
-            "at most {MAX_ROWS} rows (the sample is held in memory, about 120 MB per million \
-             rows); for more, run simulate several times with different --seed values"
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "expected a number of rows from 1 to {}, found '{s}'",
+            u64::MAX
         )),
-        Err(_) => Err(format!("expected a number of rows, found '{s}'")),
     }
 }
 
@@ -81,12 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let sample = args.dataset.scm().sample(n, args.seed);
-    let table = Table::from_sample(args.dataset, sample);
     match (csv_out, &args.out) {
         (Some(mut file), Some(path)) => {
             let cannot = || format!("cannot write {}", path.display());
-            table.write_csv_to(&mut file).with_context(cannot)?;
+            write_rows(
+                args.dataset,
+                n,
+                args.seed,
+                &mut file,
+                &path.display().to_string(),
+            )
+            .with_context(cannot)?;
             file.commit().with_context(cannot)?;
             note!(
                 "wrote {n} rows of {} (seed {}) to {}",
@@ -99,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let stdout = std::io::stdout().lock();
             let mut out = std::io::BufWriter::new(stdout);
             let cannot = "cannot write to standard output";
-            table.write_csv_to(&mut out).context(cannot)?;
+            write_rows(args.dataset, n, args.seed, &mut out, "<standard output>")
+                .context(cannot)?;
             out.flush().context(cannot)?;
         }
     }
@@ -115,4 +115,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Stream `n` rows of `dataset` (the rows `Scm::sample(n, seed)` draws, as `Table::write_csv`
+/// writes them) to `out`, one at a time.
+fn write_rows(
+    dataset: Dataset,
+    n: u64,
+    seed: u64,
+    out: &mut impl Write,
+    label: &str,
+) -> Result<(), DataError> {
+    let mut header: Vec<&str> = dataset.feature_names().to_vec();
+    header.push(DEFAULT_LABEL);
+    let mut w = CsvRowWriter::new(out, &header, label)?;
+    let scm = dataset.scm();
+    let mut rows = scm.rows(seed);
+    for _ in 0..n {
+        let row = rows.next_row();
+        w.write_row(row.x.iter().copied().chain([row.y]))?;
+    }
+    w.finish()
 }

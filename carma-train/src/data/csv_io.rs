@@ -466,32 +466,63 @@ fn format_number(v: f64) -> String {
     }
 }
 
+/// Writes a CSV row by row (a header, then rows of numbers), each number as the shortest text
+/// that parses back to the same `f64`: what [`Table::write_csv`] writes, for output too large to
+/// hold (`carma simulate -n 100000000`).
+pub struct CsvRowWriter<W: Write> {
+    writer: csv::Writer<W>,
+    cells: Vec<String>,
+    file: String,
+}
+
+impl<W: Write> CsvRowWriter<W> {
+    /// Write the header; `file_label` names the destination in errors.
+    pub fn new(writer: W, header: &[&str], file_label: &str) -> Result<Self, DataError> {
+        let mut w = CsvRowWriter {
+            writer: csv::Writer::from_writer(writer),
+            cells: Vec::with_capacity(header.len()),
+            file: file_label.to_owned(),
+        };
+        w.writer
+            .write_record(header)
+            .map_err(|e| csv_error(&w.file, e))?;
+        Ok(w)
+    }
+
+    /// Write one row of numbers.
+    pub fn write_row(&mut self, values: impl IntoIterator<Item = f64>) -> Result<(), DataError> {
+        self.cells.clear();
+        self.cells.extend(values.into_iter().map(format_number));
+        self.writer
+            .write_record(&self.cells)
+            .map_err(|e| csv_error(&self.file, e))
+    }
+
+    /// Flush everything written.
+    pub fn finish(mut self) -> Result<(), DataError> {
+        self.writer.flush().map_err(|e: io::Error| DataError::Io {
+            file: self.file.clone(),
+            source: e,
+        })
+    }
+}
+
 /// Write `table` as CSV; `file_label` names the destination in errors.
 pub(super) fn write_table<W: Write>(
     table: &Table,
     writer: W,
     file_label: &str,
 ) -> Result<(), DataError> {
-    let wrap = |e: csv::Error| csv_error(file_label, e);
-    let mut w = csv::Writer::from_writer(writer);
     let mut header: Vec<&str> = table.names.iter().map(String::as_str).collect();
     if let Some(l) = &table.labels {
         header.push(&l.name);
     }
-    w.write_record(&header).map_err(wrap)?;
-    let mut cells = Vec::with_capacity(header.len());
+    let mut w = CsvRowWriter::new(writer, &header, file_label)?;
     for (r, row) in table.x.rows().into_iter().enumerate() {
-        cells.clear();
-        cells.extend(row.iter().map(|&v| format_number(v)));
-        if let Some(l) = &table.labels {
-            cells.push(format_number(l.y[r]));
-        }
-        w.write_record(&cells).map_err(wrap)?;
+        let label = table.labels.as_ref().map(|l| l.y[r]);
+        w.write_row(row.iter().copied().chain(label))?;
     }
-    w.flush().map_err(|e: io::Error| DataError::Io {
-        file: file_label.to_owned(),
-        source: e,
-    })
+    w.finish()
 }
 
 #[cfg(test)]
