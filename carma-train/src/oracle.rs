@@ -2,8 +2,8 @@
 //! interventions on the actionable features, evaluated on the TRUE causal
 //! model, keeping the cheapest accepted one.
 //!
-//! The cost of a candidate depends only on the intervened values (SPEC section
-//! 6: the cost counts intervened features only, and an intervened feature
+//! The cost of a candidate depends only on the intervened values (docs/MATH.md
+//! section 1, problem & cost: the cost counts intervened features only, and an intervened feature
 //! takes exactly its set value), so every candidate's cost is known before the
 //! causal model runs. The search therefore orders the candidates by cost (ties
 //! by index) and runs the causal model and the classifier in that order,
