@@ -1,4 +1,4 @@
-//! The classifier h(x) (SPEC section 4): logistic regression or an MLP with ReLU hidden layers,
+//! The classifier h(x) (docs/MATH.md section 3, classifier): logistic regression or an MLP with ReLU hidden layers,
 //! sigmoid output, trained with binary cross-entropy and Adam on standardized features.
 
 use ndarray::{Array1, Array2, ArrayView1, Axis};
@@ -10,20 +10,20 @@ use crate::nn::{
     Params, Verdict, WeightDecay, loss::bce_with_logits,
 };
 
-/// Training epochs (SPEC section 4).
+/// Training epochs (docs/MATH.md section 3, classifier).
 pub const DEFAULT_EPOCHS: usize = 500;
-/// Mini-batch size (SPEC section 4).
+/// Mini-batch size (docs/MATH.md section 3, classifier).
 pub const DEFAULT_BATCH_SIZE: usize = 256;
-/// Adam learning rate (SPEC section 4: Adam, lr 1e-3 as in the reference).
+/// Adam learning rate (docs/MATH.md section 3, classifier: Adam, lr 1e-3 as in the reference).
 pub const DEFAULT_LR: f64 = 1e-3;
-/// Epochs without a better validation loss before training stops (our choice; the SPEC fixes
+/// Epochs without a better validation loss before training stops (our choice; docs/MATH.md fixes
 /// only the epoch budget).
 pub const DEFAULT_PATIENCE: usize = 50;
-/// An individual is accepted when `h(x) >= ACCEPT_THRESHOLD` (SPEC section 1).
+/// An individual is accepted when `h(x) >= ACCEPT_THRESHOLD` (docs/MATH.md section 1, problem & cost).
 pub const ACCEPT_THRESHOLD: f64 = 0.5;
-/// Hidden widths for the non-linear datasets (SPEC section 4).
+/// Hidden widths for the non-linear datasets (docs/MATH.md section 3, classifier).
 pub const NLIN_HIDDEN: [usize; 1] = [16];
-/// Hidden widths for Loan (SPEC section 4).
+/// Hidden widths for Loan (docs/MATH.md section 3, classifier).
 pub const LOAN_HIDDEN: [usize; 2] = [32, 32];
 
 /// Classifier hyperparameters, as read from a file or the command line. Validate with
@@ -147,12 +147,12 @@ impl CheckedClassifierConfig {
 }
 
 impl ClassifierConfig {
-    /// Logistic regression with the SPEC defaults.
+    /// Logistic regression with docs/MATH.md defaults.
     pub fn logistic() -> Self {
         Self::default()
     }
 
-    /// An MLP with the given hidden widths and the SPEC defaults.
+    /// An MLP with the given hidden widths and docs/MATH.md defaults.
     pub fn mlp(hidden: &[usize]) -> Self {
         Self {
             hidden: hidden.to_vec(),
@@ -198,7 +198,7 @@ pub struct ClassifierReport {
 }
 
 /// `h(x)`: a network producing one logit, followed by a sigmoid. Inputs are standardized
-/// features, all `D` columns (SPEC section 4).
+/// features, all `D` columns (docs/MATH.md section 3, classifier).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classifier {
     /// Hidden layers ReLU, output Identity (the logit); the sigmoid is applied on top.
