@@ -24,7 +24,7 @@ use serde::Deserialize;
 /// The largest number of features a graph may have: the core's feature sets are `u64` masks.
 pub const MAX_FEATURES: usize = carma_core::format::MAX_FEATURES;
 
-/// Preference weight of a feature whose graph file gives none (docs/MATH.md section 5, CARMA training: unweighted cost).
+/// Preference weight of a feature whose graph file gives none (docs/MATH.md section 1, problem & cost: unweighted cost).
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
 /// Whether a feature takes any real value or only 0 and 1.

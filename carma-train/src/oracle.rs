@@ -67,7 +67,7 @@ pub struct OracleResult {
     pub interventions: Vec<(usize, f64)>,
     /// The counterfactual in original units (the factual if nothing was accepted).
     pub x_cf: Vec<f64>,
-    /// Its cost (docs/MATH.md section 5, CARMA training).
+    /// Its cost (docs/MATH.md section 1, problem & cost).
     pub cost: f64,
     /// The classifier's probability for the counterfactual.
     pub prob: f64,
