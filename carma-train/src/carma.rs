@@ -204,7 +204,7 @@ impl RecourseProblem {
         self.actionable.iter().filter(|&&a| a).count()
     }
 
-    /// Cost of each row (docs/MATH.md section 5, CARMA training): `mean_{k actionable} w_k m_k (x_k - x_cf,k)^2 / range_k`.
+    /// Cost of each row (docs/MATH.md section 1, problem & cost): `mean_{k actionable} w_k m_k (x_k - x_cf,k)^2 / range_k`.
     pub fn cost(&self, x: &Array2<f64>, x_cf: &Array2<f64>, mask: &Array2<f64>) -> Array1<f64> {
         let n_act = self.n_actionable().max(1) as f64;
         let mut out = Array1::zeros(x.nrows());

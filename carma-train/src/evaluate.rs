@@ -26,7 +26,7 @@ pub struct Recommendations {
     pub x_cf: Array2<f64>,
     /// Classifier probability of each counterfactual (as the method sees it).
     pub prob: Array1<f64>,
-    /// Cost of each recommendation (docs/MATH.md section 5, CARMA training).
+    /// Cost of each recommendation (docs/MATH.md section 1, problem & cost).
     pub cost: Array1<f64>,
     /// Wall-clock microseconds per individual spent by the method.
     pub us_per_individual: f64,

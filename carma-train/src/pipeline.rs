@@ -299,7 +299,7 @@ pub struct CarmaTestMetrics {
     pub n: usize,
     /// Fraction accepted after recourse (under the learned flow).
     pub coverage: f64,
-    /// Mean cost (docs/MATH.md section 5, CARMA training).
+    /// Mean cost (docs/MATH.md section 1, problem & cost).
     pub cost: f64,
     /// Mean number of intervened features.
     pub mean_actions: f64,
