@@ -153,7 +153,8 @@ impl Explanation {
         match &self.id {
             Some(id) => {
                 out.extend_from_slice(b"Person ");
-                out.extend_from_slice(id.as_bytes());
+                // A line break or an escape sequence in an id must not forge output lines.
+                write_escaped(out, id);
                 out.extend_from_slice(b": ");
             }
             None => {
@@ -307,7 +308,7 @@ impl Explanation {
         out.extend_from_slice(self.status().as_bytes());
         for v in [r.prob_before, r.prob_after, r.cost, r.cost_unrefined] {
             out.push(b',');
-            write_f32(out, v);
+            write_compact(out, v);
         }
         for list in [&self.actions, &self.consequences] {
             csv_field(out, |o| {
@@ -321,7 +322,7 @@ impl Explanation {
         }
         for &v in &self.x_cf {
             out.push(b',');
-            write_f32(out, v);
+            write_compact(out, v);
         }
         match self.warning(bundle) {
             Some(w) => csv_field(out, |o| o.extend_from_slice(w.as_bytes())),
@@ -355,6 +356,18 @@ fn quote(out: &mut Vec<u8>, start: usize) {
             out.push(b);
         }
         out.push(b'"');
+    }
+}
+
+/// Append `v` as the shortest decimal that reads back to it, compactly: as [`write_f32`]
+/// (`Display`) for zero and magnitudes in [1e-5, 1e16), in exponent notation otherwise
+/// (`5.562752e-35`, not `0.0000000000000000000000000000000005562752`), as `format!("{v:e}")`.
+pub fn write_compact(out: &mut Vec<u8>, v: f32) {
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() || (1e-5..1e16).contains(&a) {
+        write_f32(out, v);
+    } else {
+        let _ = write!(Bytes(out), "{v:e}");
     }
 }
 
@@ -516,6 +529,30 @@ fn halfway_above(v: f32, int: u64, e: i32) -> bool {
     }
 }
 
+/// Append `text` with its control characters (line breaks, NUL, terminal escapes) escaped as
+/// `\n`, `\u{1b}`..., so that a value from the input cannot start a line of its own.
+pub fn write_escaped(out: &mut Vec<u8>, text: &str) {
+    if !text.chars().any(char::is_control) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(Bytes(out), "{}", c.escape_default());
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
+/// `text` with its control characters escaped (see [`write_escaped`]).
+pub fn escaped(text: &str) -> String {
+    let mut out = Vec::new();
+    write_escaped(&mut out, text);
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
 /// `, ` or ` and ` before item `k` of `n`, as [`join`] puts them.
 fn separator(out: &mut Vec<u8>, k: usize, n: usize) {
     if k == 0 {
@@ -534,13 +571,25 @@ impl fmt::Write for Bytes<'_> {
     }
 }
 
+/// How one feature's values are written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shown {
+    /// 0 or 1, no decimals (sign kept).
+    Binary,
+    /// This many decimals (0 to 6).
+    Fixed(usize),
+    /// A spread too small for 6 decimals (e.g. a feature on a scale of 1e-9): exponent notation
+    /// with enough significant digits that the last one is this power of ten.
+    Exp(i32),
+}
+
 /// How each feature's values are shown, computed once per model: a value has as many decimals
-/// as a hundredth of the feature's spread needs; the spread also scales the consequence
-/// tolerance.
+/// as a hundredth of the feature's spread needs (in exponent notation when that is more than 6
+/// decimals); the spread also scales the consequence tolerance.
 #[derive(Debug, Clone)]
 pub struct Style {
-    /// Decimals of each feature; `None` for a binary feature (no decimals, sign kept).
-    decimals: Vec<Option<usize>>,
+    /// How each feature is written.
+    shown: Vec<Shown>,
     /// Standard deviation of each feature (1 when the model has no scaler).
     std: Vec<f32>,
     /// Feature names.
@@ -552,25 +601,31 @@ impl Style {
     pub fn new(bundle: &Bundle<'_>) -> Style {
         let d = bundle.n_features();
         Style {
-            decimals: (0..d)
+            shown: (0..d)
                 .map(|i| {
-                    (!bundle.is_binary(i)).then(|| {
-                        let std = bundle.std(i).unwrap_or(1.0).max(f32::MIN_POSITIVE);
-                        (DIGITS_PER_STD - std.log10().round() as i32).clamp(0, 6) as usize
-                    })
+                    if bundle.is_binary(i) {
+                        return Shown::Binary;
+                    }
+                    let std = bundle.std(i).unwrap_or(1.0).max(f32::MIN_POSITIVE);
+                    let last = std.log10().round() as i32 - DIGITS_PER_STD;
+                    if last >= -6 {
+                        Shown::Fixed((-last).max(0) as usize)
+                    } else {
+                        Shown::Exp(last)
+                    }
                 })
                 .collect(),
             std: (0..d).map(|i| bundle.std(i).unwrap_or(1.0)).collect(),
-            names: model::names(bundle),
+            names: model::names(bundle).iter().map(|n| escaped(n)).collect(),
         }
     }
 
     /// Feature `i`'s value `v` as shown, in a buffer on the stack.
     fn shown(&self, i: usize, v: f32) -> Small {
         let mut s = Small::default();
-        match self.decimals[i] {
-            None => write_fixed(&mut s, v, 0),
-            Some(decimals) => {
+        match self.shown[i] {
+            Shown::Binary => write_fixed(&mut s, v, 0),
+            Shown::Fixed(decimals) => {
                 write_fixed(&mut s, v, decimals);
                 // -0.003 shown with one decimal is "-0.0": say 0.0.
                 if let [b'-', rest @ ..] = s.as_bytes()
@@ -579,6 +634,19 @@ impl Style {
                     s.buf.copy_within(1..s.len, 0);
                     s.len -= 1;
                 }
+            }
+            Shown::Exp(last) => {
+                // Digits after the point: from v's leading power of ten down to `last`, at
+                // most the 8 an f32 holds.
+                let lead = if v == 0.0 || !v.is_finite() {
+                    last
+                } else {
+                    v.abs().log10().floor() as i32
+                };
+                let precision = (lead - last).clamp(1, 8) as usize;
+                let mut text = String::new();
+                let _ = write!(text, "{v:.precision$e}");
+                s.put(text.as_bytes());
             }
         }
         s
@@ -921,5 +989,35 @@ mod tests {
     fn short_prints_the_f32_not_its_f64_widening() {
         assert_eq!(short(0.31).to_string(), "0.31");
         assert_eq!(short(-2.5), -2.5);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = Vec::new();
+        write_escaped(&mut out, "p1\nPerson 2: accepted\u{1b}[2J\0");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "p1\\nPerson 2: accepted\\u{1b}[2J\\u{0}"
+        );
+        let mut out = Vec::new();
+        write_escaped(&mut out, "plain é");
+        assert_eq!(out, "plain é".as_bytes());
+    }
+
+    #[test]
+    fn compact_floats_use_an_exponent_for_tiny_and_huge_values() {
+        let text = |v: f32| {
+            let mut out = Vec::new();
+            write_compact(&mut out, v);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(5.562752e-35), "5.562752e-35");
+        assert_eq!(text(0.25), "0.25");
+        assert_eq!(text(0.0), "0");
+        assert_eq!(text(1e20), "1e20");
+        assert_eq!(text(-3.5e-7), "-3.5e-7");
+        for v in [5.562752e-35f32, 1e20, -3.5e-7, 123.456] {
+            assert_eq!(text(v).parse::<f32>().unwrap(), v);
+        }
     }
 }

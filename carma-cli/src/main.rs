@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod out;
 mod cmd;
 mod explain;
 mod model;
@@ -47,6 +49,7 @@ enum Command {
     #[command(after_help = "Example:\n  \
         carma recommend --model loan.carma --input people.csv\n  \
         carma recommend --model loan.carma --input people.csv --forbid education,income\n  \
+        carma recommend --model loan.carma --input people.csv --forbid education --forbid income\n  \
         carma recommend --model loan.carma --input people.csv --format csv -o out.csv")]
     Recommend(cmd::recommend::Args),
     /// Show a model's metadata, features, sizes and metrics.
@@ -59,14 +62,16 @@ enum Command {
         carma import --json loan_flow.json -o loan-reference.carma\n  \
         carma import --json loan_flow.json --scaler causal_estimator -o loan-ll.carma")]
     Import(cmd::import::Args),
-    /// Evaluate CARMA, the oracle and the baselines over datasets and seeds (SPEC section 8).
+    /// Evaluate CARMA, the oracle and the baselines over datasets and seeds (docs/MATH.md,
+    /// section 8, metrics).
     #[command(after_help = "Example:\n  \
-        carma evaluate --dataset loan --seeds 3 --out docs/\n  \
-        carma evaluate --dataset all --seeds 10 --out docs/\n  \
+        carma evaluate --dataset loan --seeds 3 --out results/\n  \
+        carma evaluate --dataset all --seeds 10 --out results/\n  \
         carma evaluate --dataset loan,loan-weighted --seeds 3 --methods oracle,carma\n  \
         carma evaluate --dataset chain-lin --seeds 1 --fast --max-individuals 20")]
     Evaluate(cmd::evaluate::Args),
-    /// Run the brute-force oracle (SPEC section 7) next to CARMA on a few rejected individuals.
+    /// Run the brute-force oracle (docs/MATH.md, section 7) next to CARMA on a few rejected
+    /// individuals.
     #[command(after_help = "Example:\n  \
         carma oracle --dataset loan -n 10\n  \
         carma oracle --dataset triangle-lin -n 5 --bins 9 --fast")]
@@ -74,14 +79,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Ctrl-C: an output being written (always through a temporary beside it) is abandoned
-    // cleanly: the temporary is removed, the destination keeps its old content or stays absent,
-    // and the exit status is 130 as a shell reports for an interrupt.
+    // Ctrl-C, SIGTERM and SIGHUP (`kill`, `timeout`, systemd, docker, a closed terminal): an
+    // output being written through a temporary beside it is abandoned cleanly: the temporary is
+    // removed, the destination keeps its old content or stays absent, and the exit status is 130
+    // as a shell reports for an interrupt (the handler is not told which signal came).
     let _ = ctrlc::set_handler(|| {
         carma_train::io::remove_pending_temporaries();
         std::process::exit(130);
     });
-    let cli = Cli::parse();
+    install_print_failure_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
@@ -91,16 +101,67 @@ fn main() -> ExitCode {
         Command::Import(args) => cmd::import::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
         Command::Oracle(args) => cmd::oracle::run(args),
-    };
+    }
+    .and_then(|()| out::flush_stdout());
     match result {
+        // A status line that could not be written to standard error is a failure too.
+        Ok(()) if out::stderr_failed() => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         // A reader that stopped early (`carma recommend ... | head`) is not a failure.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", message(&e));
+            note!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Print clap's help, version or usage error; a help text that cannot be written (`carma
+/// --help > /dev/full`) is a failure.
+fn usage(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let printed = e.print().and_then(|()| {
+        use std::io::Write;
+        std::io::stdout().flush()
+    });
+    match (e.kind(), printed) {
+        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Ok(())) => ExitCode::SUCCESS,
+        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Err(err))
+            if err.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
+        (ErrorKind::DisplayHelp | ErrorKind::DisplayVersion, Err(err)) => {
+            note!("error: cannot write the help text: {err}");
+            ExitCode::FAILURE
+        }
+        // A usage error (printed to standard error, if it can be): clap's status, 2.
+        _ => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)),
+    }
+}
+
+/// The commands print through [`out`], which returns errors; a `println!` left somewhere (the
+/// demo and the evaluation's reports) panics when standard output is full or closed. Report
+/// that as an error (exit status 1, 0 for a closed pipe as in `main`) instead of a panic.
+fn install_print_failure_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(what) = text.strip_prefix("failed printing to ") {
+            carma_train::io::remove_pending_temporaries();
+            if what.contains("Broken pipe") {
+                std::process::exit(0);
+            }
+            note!("error: cannot write to {what}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
 }
 
 /// The error and its causes, joined by ": ", skipping a cause whose text the error before it

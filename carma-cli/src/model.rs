@@ -16,14 +16,19 @@ pub struct ModelFile {
     pub bytes: Vec<u8>,
 }
 
+/// The largest model file read (16 MiB). A trained bundle is tens of kilobytes (Loan: about
+/// 30 KB) and the core's limits (64 features, 64 layers per network) keep any valid one far
+/// below this; a larger file is refused before it is read.
+pub const MAX_MODEL_BYTES: u64 = 16 << 20;
+
 impl ModelFile {
-    /// Read `path` whole (bundles are kilobytes).
+    /// Read `path`: the header first, then only as many bytes as it announces (at most
+    /// [`MAX_MODEL_BYTES`]), so `/dev/zero` or a huge file is refused at once instead of being
+    /// read whole.
     pub fn read(path: &Path) -> anyhow::Result<ModelFile> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read model file {}", path.display()))?;
         Ok(ModelFile {
             path: path.to_path_buf(),
-            bytes,
+            bytes: read_model_bytes(path)?,
         })
     }
 
@@ -34,6 +39,44 @@ impl ModelFile {
                 .context(format!("{}: not a usable carma model", self.path.display()))
         })
     }
+}
+
+/// A model file's bytes, bounded: the 14-byte header is read first; without the magic bytes
+/// only it is returned (the core then says "bad magic bytes"); otherwise the announced length
+/// (plus one byte, so trailing bytes are still seen) is read, and a file announcing or holding
+/// more than [`MAX_MODEL_BYTES`] is refused.
+pub fn read_model_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use carma_core::format::{HEADER_LEN, MAGIC, TRAILER_LEN};
+    use std::io::Read;
+    let cannot = || format!("cannot read model file {}", path.display());
+    let file = std::fs::File::open(path).with_context(cannot)?;
+    let limit = |what: String| {
+        anyhow::anyhow!(
+            "{}: {what}, over the limit for a model file ({} MiB; a trained model is tens of KB)",
+            path.display(),
+            MAX_MODEL_BYTES >> 20
+        )
+    };
+    if let Ok(m) = file.metadata()
+        && m.is_file()
+        && m.len() > MAX_MODEL_BYTES
+    {
+        return Err(limit(format!("{} bytes", m.len())));
+    }
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    let mut file = file.take(HEADER_LEN as u64);
+    file.read_to_end(&mut bytes).with_context(cannot)?;
+    if bytes.len() < HEADER_LEN || bytes[..8] != MAGIC {
+        return Ok(bytes);
+    }
+    let body = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
+    let total = (HEADER_LEN + TRAILER_LEN) as u64 + u64::from(body);
+    if total > MAX_MODEL_BYTES {
+        return Err(limit(format!("its header announces {total} bytes")));
+    }
+    let mut file = file.into_inner().take(total + 1 - HEADER_LEN as u64);
+    file.read_to_end(&mut bytes).with_context(cannot)?;
+    Ok(bytes)
 }
 
 /// Feature `i`'s name; the core validated that there are `D` non-empty names.
@@ -100,4 +143,24 @@ pub fn feature_indices(bundle: &Bundle<'_>, list: &[String]) -> anyhow::Result<V
             })
         })
         .collect()
+}
+
+/// Resolve `--forbid` values: a value naming a feature exactly is that feature (a name may hold
+/// a comma); any other value is a comma-separated list. Repeats are kept once.
+pub fn forbid_indices(bundle: &Bundle<'_>, values: &[String]) -> anyhow::Result<Vec<usize>> {
+    let all = names(bundle);
+    let mut out = Vec::new();
+    for value in values {
+        let parts: Vec<String> = if all.iter().any(|n| n == value.trim()) {
+            vec![value.trim().to_owned()]
+        } else {
+            value.split(',').map(str::to_owned).collect()
+        };
+        for i in feature_indices(bundle, &parts)? {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    Ok(out)
 }

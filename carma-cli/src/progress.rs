@@ -75,7 +75,7 @@ impl Progress for Bars {
                 if let Some(bar) = bar {
                     bar.finish_and_clear();
                 }
-                eprintln!("{:>12} {summary} ({secs:.1} s)", stage.name());
+                note!("{:>12} {summary} ({secs:.1} s)", stage.name());
             }
         }
     }

@@ -250,6 +250,11 @@ pub fn parse_with_csv(
             expected,
             found,
         },
+        DataError::UnclosedQuote { file, row, line } => DataError::UnclosedQuote {
+            file,
+            row: row + dr,
+            line: line + dl,
+        },
         DataError::Csv {
             file,
             line,

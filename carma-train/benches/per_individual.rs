@@ -2,7 +2,7 @@
 //! individuals of a model trained once in setup (`common::loan_model`: the paper's sample
 //! sizes and epochs, seed 0), each on one thread:
 //!
-//! - the oracle (SPEC section 7; `evaluate::run_oracle` with one thread and one row, as
+//! - the oracle (docs/MATH.md section 7, oracle & baselines; `evaluate::run_oracle` with one thread and one row, as
 //!   `carma evaluate` runs it): 15 bins on the four actionable features, so the same 65,535
 //!   candidate intervention sets as the paper's, run cheapest first through the TRUE Loan SCM
 //!   and the classifier until the first accepted one (`carma-train/src/oracle.rs`). The

@@ -2,7 +2,7 @@
 //! classifier and a flow trained once in setup (`common::loan_model`: the paper's sample
 //! sizes and epochs, seed 0):
 //!
-//! - CARMA (mask network 32, 32; action network 32, 32, 32; batch 256; SPEC section 6):
+//! - CARMA (mask network 32, 32; action network 32, 32, 32; batch 256; docs/MATH.md section 5, CARMA training):
 //!   `Carma::fit` on the standardized recourse training rows the classifier rejects (4,720 of
 //!   the 10,000 rows with seed 0), with validation on the rejected rows of the recourse test
 //!   split (the same size as the validation split the pipeline scores every epoch, which
@@ -12,7 +12,7 @@
 //!   and `loan_carma_second_epoch`, the wall time of the second epoch alone (training and its
 //!   validation scoring) of two-epoch fits, timed between the epoch callbacks. Setup also
 //!   prints the time of each epoch of one 10-epoch fit.
-//! - DiCE-VAE (encoder and decoder 32, 32; batch 256; SPEC section 7): `DiceVae::fit` with a
+//! - DiCE-VAE (encoder and decoder 32, 32; batch 256; docs/MATH.md section 7, oracle & baselines): `DiceVae::fit` with a
 //!   one-epoch budget on the same rejected rows, as `evaluate::evaluate_seed` trains it.
 //!
 //! The classifier's and the flow's epochs are in `train_epoch.rs`. Setup takes about 10 s

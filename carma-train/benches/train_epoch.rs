@@ -1,6 +1,6 @@
 //! One training epoch of the Loan flow and of the Loan classifier at the reference's sizes
-//! (SPEC section 2: flow 20,000 training rows, classifier 10,000; batch 256; Loan widths of
-//! SPEC sections 4 and 5). Each iteration is `fit` with a budget of one epoch and a one-row
+//! (docs/MATH.md section 2, datasets: flow 20,000 training rows, classifier 10,000; batch 256; Loan widths of
+//! docs/MATH.md sections 3 (classifier), 4 (causal flow)). Each iteration is `fit` with a budget of one epoch and a one-row
 //! validation split, so it also counts the (small) initialization.
 
 use carma_train::classifier::{Classifier, ClassifierConfig, LOAN_HIDDEN};

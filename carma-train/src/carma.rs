@@ -1,4 +1,4 @@
-//! CARMA: the amortized recourse networks and their training (SPEC section 6).
+//! CARMA: the amortized recourse networks and their training (docs/MATH.md section 5, CARMA training).
 //!
 //! The mask network picks which actionable features to intervene on, the
 //! action network how far to move their latents; the frozen flow's inverse
@@ -36,9 +36,9 @@ pub const DEFAULT_MARGIN: f64 = 0.011;
 pub const DEFAULT_WEIGHT_DECAY: f64 = 5e-4;
 /// Coverage the model selection asks of a validation epoch (issue 4's target).
 pub const TARGET_COVERAGE: f64 = 0.995;
-/// Damping of the modified differential method of multipliers (SPEC section 6).
+/// Damping of the modified differential method of multipliers (docs/MATH.md section 5, CARMA training).
 pub const DEFAULT_DAMPING: f64 = 10.0;
-/// Step of the multiplier update `lambda <- max(0, lambda + step * H)` (SPEC section 6: 1).
+/// Step of the multiplier update `lambda <- max(0, lambda + step * H)` (docs/MATH.md section 5, CARMA training: 1).
 pub const DEFAULT_LAMBDA_STEP: f64 = 1.0;
 
 /// CARMA hyperparameters, validated by [`CarmaConfig::check`].
@@ -278,7 +278,7 @@ pub struct RecourseProblem {
 }
 
 impl RecourseProblem {
-    /// Prior probability of intervening on feature `k`: `1 / (2 w_k)` (SPEC section 6).
+    /// Prior probability of intervening on feature `k`: `1 / (2 w_k)` (docs/MATH.md section 5, CARMA training).
     pub fn prior_on(&self, k: usize) -> f64 {
         1.0 / (2.0 * self.weights[k])
     }
@@ -287,7 +287,7 @@ impl RecourseProblem {
         self.actionable.iter().filter(|&&a| a).count()
     }
 
-    /// Cost of each row (SPEC section 6): `mean_{k actionable} w_k m_k (x_k - x_cf,k)^2 / range_k`.
+    /// Cost of each row (docs/MATH.md section 1, problem & cost): `mean_{k actionable} w_k m_k (x_k - x_cf,k)^2 / range_k`.
     pub fn cost(&self, x: &Array2<f64>, x_cf: &Array2<f64>, mask: &Array2<f64>) -> Array1<f64> {
         let n_act = self.n_actionable().max(1) as f64;
         let mut out = Array1::zeros(x.nrows());
@@ -465,7 +465,7 @@ impl Carma {
         self.problem.actionable.len()
     }
 
-    /// Trains CARMA on the standardized rejected individuals `x` (SPEC section 6).
+    /// Trains CARMA on the standardized rejected individuals `x` (docs/MATH.md section 5, CARMA training).
     /// `on_epoch` sees each epoch's mean losses.
     ///
     /// With validation individuals `x_val` (standardized, rejected), the
@@ -511,7 +511,7 @@ impl Carma {
                 quantity: "the abducted latents",
             });
         }
-        // SPEC section 6: clamp to [floor(min z), ceil(max z)] of the training latents.
+        // docs/MATH.md section 5, CARMA training: clamp to [floor(min z), ceil(max z)] of the training latents.
         let lo = z.iter().copied().fold(f64::INFINITY, f64::min).floor();
         let hi = z.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil();
         let (lo, hi) = match cfg.clamp_range {
@@ -754,7 +754,7 @@ impl Carma {
         }
     }
 
-    /// The deterministic mask (SPEC section 6): `m_i = 1` iff `phi_i1 > phi_i0`
+    /// The deterministic mask (docs/MATH.md section 5, CARMA training): `m_i = 1` iff `phi_i1 > phi_i0`
     /// and feature `i` is actionable and not in `forbid`.
     pub fn mask(&self, z: &Array2<f64>, forbid: &[bool]) -> Array2<f64> {
         let phi = self.mask_net.predict(z);
@@ -767,7 +767,7 @@ impl Carma {
         })
     }
 
-    /// Recommendations for standardized individuals `x` (SPEC section 6,
+    /// Recommendations for standardized individuals `x` (docs/MATH.md section 5, CARMA training,
     /// inference): mask, clamped action, inversion, classifier, cost.
     pub fn recommend(
         &self,

@@ -18,9 +18,9 @@ use crate::nn::{
     Params, Sgd, Verdict, WeightDecay, loss::bce_with_logits,
 };
 
-/// Training epochs (SPEC section 4).
+/// Training epochs (docs/MATH.md section 3, classifier).
 pub const DEFAULT_EPOCHS: usize = 500;
-/// Mini-batch size (SPEC section 4).
+/// Mini-batch size (docs/MATH.md section 3, classifier).
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 /// Learning rate (the reference's SGD: 1e-3; also used for the steep recipe's Adam).
 pub const DEFAULT_LR: f64 = 1e-3;
@@ -38,11 +38,11 @@ pub enum ClassifierOptimizer {
     /// Adam with torch's defaults (the steep recipe).
     Adam,
 }
-/// An individual is accepted when `h(x) >= ACCEPT_THRESHOLD` (SPEC section 1).
+/// An individual is accepted when `h(x) >= ACCEPT_THRESHOLD` (docs/MATH.md, section 1).
 pub const ACCEPT_THRESHOLD: f64 = 0.5;
-/// Hidden widths for the non-linear datasets (SPEC section 4).
+/// Hidden widths for the non-linear datasets (docs/MATH.md section 3, classifier).
 pub const NLIN_HIDDEN: [usize; 1] = [16];
-/// Hidden widths for Loan (SPEC section 4).
+/// Hidden widths for Loan (docs/MATH.md section 3, classifier).
 pub const LOAN_HIDDEN: [usize; 2] = [32, 32];
 
 /// Classifier hyperparameters, as read from a file or the command line. Validate with
@@ -242,7 +242,7 @@ pub struct ClassifierReport {
 }
 
 /// `h(x)`: a network producing one logit, followed by a sigmoid. Inputs are standardized
-/// features, all `D` columns (SPEC section 4).
+/// features, all `D` columns (docs/MATH.md section 3, classifier).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classifier {
     /// Hidden layers ReLU, output Identity (the logit); the sigmoid is applied on top.

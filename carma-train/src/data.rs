@@ -15,7 +15,10 @@ use ndarray::{Array1, Array2, Axis};
 use crate::graph::CausalGraph;
 use crate::scm::{Dataset, Sample};
 
-pub use csv_io::{CsvOptions, CsvRowReader, RowInfo};
+pub use csv_io::{
+    CsvOptions, CsvRowReader, CsvRowWriter, MAX_LINE_BYTES, MAX_RECORD_BYTES, RowInfo, echo,
+    echo_list, line_too_long, record_too_long,
+};
 pub use scaler::{Scaler, ScalerError};
 pub use split::{CLASSIFIER_SPLIT, FLOW_SPLIT, RECOURSE_SPLIT, Split, split_indices};
 
@@ -52,6 +55,29 @@ pub enum DataError {
     EmptyFile {
         /// The file.
         file: String,
+    },
+    /// A header line whose cells are all empty (only commas or spaces).
+    #[error(
+        "{file}: the header has no column names (only commas or spaces); expected the column \
+         names, comma-separated"
+    )]
+    NoColumnNames {
+        /// The file.
+        file: String,
+    },
+    /// A quoted cell whose closing quote never comes.
+    #[error(
+        "{file}: line {line} (data row {row}): a quote opens a cell that is never closed (the \
+         cell runs on over the following lines); close the quote, or double a quote inside a \
+         quoted cell (\"\")"
+    )]
+    UnclosedQuote {
+        /// The file.
+        file: String,
+        /// 1-based data row.
+        row: usize,
+        /// 1-based file line where the row starts.
+        line: u64,
     },
     /// A header but no data rows.
     #[error("{file}: the file has a header but no data rows")]

@@ -1,4 +1,4 @@
-//! The evaluation of SPEC section 8: every method on the same rejected test
+//! The evaluation of docs/MATH.md section 8, metrics: every method on the same rejected test
 //! individuals, scored the same way.
 //!
 //! A method hands back, per individual, the intervened features and the
@@ -26,7 +26,7 @@ pub struct Recommendations {
     pub x_cf: Array2<f64>,
     /// Classifier probability of each counterfactual (as the method sees it).
     pub prob: Array1<f64>,
-    /// Cost of each recommendation (SPEC section 6).
+    /// Cost of each recommendation (docs/MATH.md section 1, problem & cost).
     pub cost: Array1<f64>,
     /// Wall-clock microseconds per individual spent by the method.
     pub us_per_individual: f64,
@@ -171,7 +171,7 @@ pub fn run_carma_core_with(
     }
 }
 
-/// The oracle's bins for a dataset (SPEC section 7).
+/// The oracle's bins for a dataset (docs/MATH.md section 7, oracle & baselines).
 pub fn oracle_bins(dataset: Dataset) -> usize {
     if dataset == Dataset::Loan {
         BINS_LOAN
@@ -291,7 +291,7 @@ pub fn run_oracle(
 /// The methods compared, by the names the results use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Method {
-    /// Brute-force grid on the true SCM (SPEC section 7).
+    /// Brute-force grid on the true SCM (docs/MATH.md section 7, oracle & baselines).
     #[serde(rename = "oracle")]
     Oracle,
     /// Per-individual penalty-method optimizer on the learned flow (argmin), with CARMA's

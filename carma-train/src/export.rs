@@ -38,7 +38,7 @@ pub struct MlpSpec {
     pub params: Vec<f32>,
 }
 
-/// A causal normalizing flow: stacked MADE affine layers (SPEC section 5).
+/// A causal normalizing flow: stacked MADE affine layers (docs/MATH.md section 4, causal flow).
 ///
 /// Every layer's hyper-network is an MLP over `dims` with ELU hidden
 /// activations and no output activation; output row `2i` is the shift of
@@ -54,7 +54,7 @@ pub struct FlowSpec {
     pub layers: Vec<Vec<f32>>,
 }
 
-/// The CARMA mask and action networks (SPEC section 6).
+/// The CARMA mask and action networks (docs/MATH.md section 5, CARMA training).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CarmaSpec {
     /// `D -> ... -> 2D` logits.

@@ -1,4 +1,4 @@
-//! The causal normalizing flow (SPEC section 5, `reference/FLOW_MATH.md`): `L` stacked masked
+//! The causal normalizing flow (docs/MATH.md section 4, causal flow, `reference/FLOW_MATH.md`): `L` stacked masked
 //! affine autoregressive layers whose MADE masks follow the causal graph, trained by maximum
 //! likelihood on standardized data.
 //!
@@ -279,7 +279,7 @@ impl CausalFlow {
         self.forward(x).0
     }
 
-    /// `log p(x~)` per row, standardized units (SPEC section 5).
+    /// `log p(x~)` per row, standardized units (docs/MATH.md section 4, causal flow).
     pub fn log_prob(&self, x: &Array2<f64>) -> Array1<f64> {
         let (z, log_det) = self.forward(x);
         let quad = z.map_axis(Axis(1), |r| r.iter().map(|v| -0.5 * v * v).sum::<f64>());
@@ -291,7 +291,7 @@ impl CausalFlow {
         self.log_prob(x).mean().unwrap_or(f64::NAN)
     }
 
-    /// Mean log-density in original units, `log p(x~) - sum_j ln std_j` (SPEC section 5), for
+    /// Mean log-density in original units, `log p(x~) - sum_j ln std_j` (docs/MATH.md section 4, causal flow), for
     /// rows `x_std` standardized with the per-feature `std`.
     pub fn mean_log_likelihood_original(
         &self,
@@ -363,7 +363,7 @@ impl CausalFlow {
     }
 
     /// Gradient with respect to `z_cf` of a loss whose gradient with respect to
-    /// `x_cf = T^-1(z_cf)` is `grad_x` (SPEC section 6: the inverse-function rule, `J^-T g` with
+    /// `x_cf = T^-1(z_cf)` is `grad_x` (docs/MATH.md section 5, CARMA training: the inverse-function rule, `J^-T g` with
     /// `J = dT/dx~` at `x_cf`, chained through the layers). The flow stays frozen.
     pub fn inverse_backward(&self, x_cf: &Array2<f64>, grad_x: &Array2<f64>) -> Array2<f64> {
         let mut y = x_cf.clone();
@@ -399,7 +399,7 @@ impl CausalFlow {
         loss
     }
 
-    /// Maximum-likelihood training on standardized rows (SPEC section 5): Adam, plateau schedule,
+    /// Maximum-likelihood training on standardized rows (docs/MATH.md section 4, causal flow): Adam, plateau schedule,
     /// early stopping on the validation NLL, keeping the best parameters.
     pub fn fit(
         x_train: &Array2<f64>,

@@ -24,7 +24,7 @@ use serde::Deserialize;
 /// The largest number of features a graph may have: the core's feature sets are `u64` masks.
 pub const MAX_FEATURES: usize = carma_core::format::MAX_FEATURES;
 
-/// Preference weight of a feature whose graph file gives none (SPEC section 6: unweighted cost).
+/// Preference weight of a feature whose graph file gives none (docs/MATH.md section 1, problem & cost: unweighted cost).
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
 /// Whether a feature takes any real value or only 0 and 1.
@@ -385,7 +385,7 @@ impl CausalGraph {
         let path = path.as_ref();
         let label = path.display().to_string();
         let text =
-            std::fs::read_to_string(path).map_err(|e| GraphError::from(e).in_file(&label, None))?;
+            crate::io::read_text(path).map_err(|e| GraphError::from(e).in_file(&label, None))?;
         CausalGraph::from_toml_str(&text, &label)
     }
 

@@ -5,7 +5,7 @@
 //! inverts, scores log-likelihoods and classifies exactly as the PyTorch
 //! model does, and CARMA can then be trained on it. Nothing is approximated:
 //! the reference flow (zuko's masked autoregressive transform with a
-//! monotonic affine map, SPEC section 5) is one MADE layer with ELU hidden
+//! monotonic affine map, docs/MATH.md section 4, causal flow) is one MADE layer with ELU hidden
 //! units and no output activation, whose soft-clipped log-scale is the one
 //! carma-core computes; the masks are multiplied into the weights, which is
 //! what the PyTorch forward pass does.
@@ -63,7 +63,7 @@ use serde_json::Value;
 
 use crate::export::{BundleSpec, FlowSpec, MlpSpec};
 
-/// Feature names of the Loan dataset (SPEC section 2), used when the JSON has none: the
+/// Feature names of the Loan dataset (docs/MATH.md section 2, datasets), used when the JSON has none: the
 /// simulator's, so imported and trained Loan models name their features alike.
 pub use crate::scm::LOAN_NAMES;
 

@@ -1,9 +1,9 @@
-//! The brute-force oracle (SPEC section 7): an exhaustive grid of hard
+//! The brute-force oracle (docs/MATH.md section 7, oracle & baselines): an exhaustive grid of hard
 //! interventions on the actionable features, evaluated on the TRUE causal
 //! model, keeping the cheapest accepted one.
 //!
-//! The cost of a candidate depends only on the intervened values (SPEC section
-//! 6: the cost counts intervened features only, and an intervened feature
+//! The cost of a candidate depends only on the intervened values (docs/MATH.md
+//! section 1, problem & cost: the cost counts intervened features only, and an intervened feature
 //! takes exactly its set value), so every candidate's cost is known before the
 //! causal model runs. The search therefore orders the candidates by cost (ties
 //! by index) and runs the causal model and the classifier in that order,
@@ -29,12 +29,12 @@ pub const FIRST_BATCH: usize = 16;
 /// The largest classifier batch.
 pub const MAX_BATCH: usize = 4096;
 
-/// Bins per actionable feature for the synthetic datasets (SPEC section 7).
+/// Bins per actionable feature for the synthetic datasets (docs/MATH.md section 7, oracle & baselines).
 pub const BINS_SYNTHETIC: usize = 25;
-/// Bins per actionable feature for Loan (SPEC section 7).
+/// Bins per actionable feature for Loan (docs/MATH.md section 7, oracle & baselines).
 pub const BINS_LOAN: usize = 15;
 /// How far the grid reaches past the factual value, as a multiple of the
-/// distance to the training minimum or maximum (SPEC section 7).
+/// distance to the training minimum or maximum (docs/MATH.md section 7, oracle & baselines).
 pub const GRID_REACH: f64 = 2.0;
 
 /// Everything about the problem that is the same for every individual.
@@ -67,7 +67,7 @@ pub struct OracleResult {
     pub interventions: Vec<(usize, f64)>,
     /// The counterfactual in original units (the factual if nothing was accepted).
     pub x_cf: Vec<f64>,
-    /// Its cost (SPEC section 6).
+    /// Its cost (docs/MATH.md section 1, problem & cost).
     pub cost: f64,
     /// The classifier's probability for the counterfactual.
     pub prob: f64,

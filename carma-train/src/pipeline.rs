@@ -2,7 +2,7 @@
 //! causal flow and CARMA, with their metrics, ready to export as one bundle.
 //!
 //! Two entry points: [`train_simulated`] draws separate samples per stage
-//! from a built-in SCM (SPEC section 2, "Samples"); [`train_on_table`] fits a
+//! from a built-in SCM (docs/MATH.md section 2, datasets, "Samples"); [`train_on_table`] fits a
 //! user's table and causal graph.
 
 use ndarray::{Array1, Array2, Axis};
@@ -17,20 +17,20 @@ use crate::nn::{Activation, Params};
 use crate::scm::{Dataset, Scm};
 use carma_core::format::MetricsWire;
 
-/// Classifier data set size per dataset (SPEC section 2).
+/// Classifier data set size per dataset (docs/MATH.md section 2, datasets).
 pub const PAPER_N_CLASSIFIER: usize = 20_000;
-/// Flow data set size (SPEC section 2).
+/// Flow data set size (docs/MATH.md section 2, datasets).
 pub const PAPER_N_FLOW: usize = 25_000;
-/// Recourse data set size (SPEC section 2).
+/// Recourse data set size (docs/MATH.md section 2, datasets).
 pub const PAPER_N_RECOURSE: usize = 20_000;
-/// Classifier split fractions train/val/test (SPEC section 2).
+/// Classifier split fractions train/val/test (docs/MATH.md section 2, datasets).
 pub const CLASSIFIER_SPLIT: [f64; 3] = [0.5, 0.25, 0.25];
-/// Flow split fractions (SPEC section 2).
+/// Flow split fractions (docs/MATH.md section 2, datasets).
 pub const FLOW_SPLIT: [f64; 3] = [0.8, 0.1, 0.1];
-/// Recourse split fractions (SPEC section 2).
+/// Recourse split fractions (docs/MATH.md section 2, datasets).
 pub const RECOURSE_SPLIT: [f64; 3] = [0.5, 0.25, 0.25];
 /// Loan preference weights of the weighted experiment: education 3, loan
-/// amount 2, income 2, savings 1 (SPEC section 8).
+/// amount 2, income 2, savings 1 (docs/MATH.md section 8, metrics).
 pub const LOAN_WEIGHTS: [f64; 7] = [1.0, 1.0, 3.0, 2.0, 1.0, 2.0, 1.0];
 
 /// Everything the pipeline needs besides the data.
@@ -305,7 +305,7 @@ pub struct CarmaTestMetrics {
     pub n: usize,
     /// Fraction accepted after recourse (under the learned flow).
     pub coverage: f64,
-    /// Mean cost (SPEC section 6).
+    /// Mean cost (docs/MATH.md section 1, problem & cost).
     pub cost: f64,
     /// Mean number of intervened features.
     pub mean_actions: f64,
@@ -652,7 +652,7 @@ impl Trained {
     }
 }
 
-/// Trains every stage on samples of `dataset`'s true SCM (SPEC section 2):
+/// Trains every stage on samples of `dataset`'s true SCM (docs/MATH.md section 2, datasets):
 /// separate draws for the classifier, the flow and recourse.
 pub fn train_simulated(
     dataset: Dataset,

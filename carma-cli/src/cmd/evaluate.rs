@@ -1,4 +1,4 @@
-//! `carma evaluate`: the paper's Table 1 protocol (SPEC section 8) via `carma_train::evaluate`.
+//! `carma evaluate`: the paper's Table 1 protocol (docs/MATH.md section 8, metrics) via `carma_train::evaluate`.
 //! For every setting (a dataset, or Loan with preference weights) and seed: train the classifier,
 //! the causal flow and CARMA, then run the requested methods (oracle, optimizer, DiCE-VAE, CARMA)
 //! on the same rejected test individuals, score them, and summarize mean ± standard deviation
@@ -41,7 +41,7 @@ const SETTING_NAMES: [&str; 2] = ["loan-weighted", "all"];
 /// A method, as `--methods` names it.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MethodArg {
-    /// Brute-force grid on the true SCM (SPEC section 7).
+    /// Brute-force grid on the true SCM (docs/MATH.md section 7, oracle & baselines).
     Oracle,
     /// Per-individual penalty-method optimizer on the learned flow (CARMA's training margin).
     Optimizer,
@@ -124,8 +124,8 @@ pub struct Args {
     /// Tiny samples, networks and epochs: a smoke run, not the paper's numbers.
     #[arg(long)]
     pub fast: bool,
-    /// Threads for the oracle and the optimizer (default: every core).
-    #[arg(long)]
+    /// Threads for the oracle and the optimizer (default: every core; at most 256).
+    #[arg(long, value_parser = crate::cmd::parse_jobs)]
     pub jobs: Option<NonZeroUsize>,
     /// Directory for results.json, RESULTS.md and runs.json (every seed's scores), written
     /// atomically after every seed.

@@ -1,14 +1,17 @@
 //! `carma fit`: train the classifier, the causal flow and CARMA on a user's CSV and causal graph,
-//! and write one model file. The file is written once, at the end, atomically: a failure or
-//! Ctrl-C during training leaves no model file (and an older one at the same path untouched).
+//! and write one model file. Everything that can be checked is checked before training (the
+//! settings, the graph, the label, the output path, the data). The file is written once, at
+//! the end, atomically: a failure, Ctrl-C, SIGTERM or SIGHUP during training leaves no model
+//! file (and an older one at the same path untouched).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use carma_core::Bundle;
-use carma_train::data::{CsvOptions, DEFAULT_LABEL, Table};
+use carma_train::data::{CsvOptions, DEFAULT_LABEL, DataError, Table};
 use carma_train::graph::CausalGraph;
-use carma_train::io::write_atomic;
+use carma_train::io::{AtomicFile, WriteOptions, refuse_overwriting_inputs};
 use carma_train::pipeline::{FixedClassifier, PipelineConfig, train_on_table_with};
 
 use crate::progress::Bars;
@@ -22,7 +25,7 @@ pub struct Args {
     /// The causal graph file (TOML; see docs/loan-graph.toml).
     #[arg(long)]
     pub graph: PathBuf,
-    /// Output model file (written atomically when training succeeds).
+    /// Output model file (written atomically when training succeeds; must not be an input).
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
     /// Name of the label column.
@@ -48,6 +51,9 @@ pub struct Args {
     /// frozen instead of training one; the label column then only reports its accuracy.
     #[arg(long, value_name = "MODEL")]
     pub classifier: Option<PathBuf>,
+    /// Replace the output file even if it is read-only.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -65,7 +71,7 @@ pub fn config(
 ) -> anyhow::Result<PipelineConfig> {
     let mut cfg = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = carma_train::io::read_text(path)
                 .with_context(|| format!("cannot read configuration {}", path.display()))?;
             toml::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: invalid configuration: {e}", path.display()))?
@@ -84,33 +90,84 @@ pub fn config(
     Ok(cfg)
 }
 
-/// Run `carma fit`.
+/// Fewest data rows `fit` accepts: 60 % train (the scaler needs 2 rows, the classifier a few),
+/// 20 % validation, 20 % test.
+pub const MIN_ROWS: usize = 10;
+
+/// A continuous column whose `|mean| / std` exceeds this loses its variation in the model's
+/// 32-bit floats (which resolve about 1 part in 10^7 of a value): at 10^4, one unit of
+/// rounding is still a thousandth of the column's spread.
+pub const MAX_OFFSET_TO_SPREAD: f64 = 1e4;
+
+/// Run `carma fit`. Every setting, the graph, the output path and the data are checked before
+/// any training: a mistake found after minutes of training would waste them.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = config(args.config.as_deref(), args.epochs_scale, args.seed)?;
-    let graph = CausalGraph::from_toml_path(&args.graph)?;
-    let options = CsvOptions {
-        label: Some(args.label.clone()),
-        ignore_extra: args.ignore_extra,
+    let config_name = || {
+        args.config
+            .as_ref()
+            .map_or("the training settings".to_owned(), |p| {
+                p.display().to_string()
+            })
     };
-    let table = Table::read_csv_with(&args.data, &graph, &options)?;
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.data
-            .file_stem()
-            .map_or_else(|| "data".to_owned(), |s| s.to_string_lossy().into_owned())
-    });
-    eprintln!(
-        "training on {} rows of {} ({} features, label '{}'), seed {}",
-        table.n_rows(),
-        args.data.display(),
-        graph.len(),
-        args.label,
-        cfg.seed
-    );
+    cfg.classifier
+        .check()
+        .with_context(|| format!("{}: [classifier]", config_name()))?;
+    cfg.flow
+        .check()
+        .with_context(|| format!("{}: [flow]", config_name()))?;
+    cfg.carma
+        .check()
+        .with_context(|| format!("{}: [carma]", config_name()))?;
+    let graph = CausalGraph::from_toml_path(&args.graph)?;
+    if graph.actionable().is_empty() {
+        anyhow::bail!(
+            "{}: no feature is actionable, so there is nothing to recommend (mark at least one \
+             feature `actionable = true`)",
+            args.graph.display()
+        );
+    }
+    if let Some(w) = &cfg.weights
+        && (w.len() != graph.len() || w.iter().any(|w| !(w.is_finite() && *w > 0.0)))
+    {
+        anyhow::bail!(
+            "{}: weights must be {} positive numbers, one per feature of {} ({}), got {w:?}",
+            config_name(),
+            graph.len(),
+            args.graph.display(),
+            graph.names().join(", ")
+        );
+    }
+    if graph.index_of(&args.label).is_some() {
+        anyhow::bail!(
+            "--label {}: '{}' is a feature of the causal graph {}; the label must be a separate \
+             0/1 column (the decision to explain), not one of the features",
+            args.label,
+            args.label,
+            args.graph.display()
+        );
+    }
+    let mut inputs: Vec<(&str, &Path)> = vec![("--data", &args.data), ("--graph", &args.graph)];
+    if let Some(c) = &args.config {
+        inputs.push(("--config", c));
+    }
+    if let Some(c) = &args.classifier {
+        inputs.push(("--classifier", c));
+    }
+    refuse_overwriting_inputs(&args.out, &inputs)?;
+    // Created now, so an unwritable destination is found before training; the hidden temporary
+    // is removed on a failure, Ctrl-C, SIGTERM or SIGHUP.
+    let mut out = AtomicFile::create_with(
+        &args.out,
+        WriteOptions {
+            replace_read_only: args.force,
+        },
+    )
+    .with_context(|| format!("cannot write {}", args.out.display()))?;
     let fixed = match &args.classifier {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| {
-                format!("cannot read the classifier's model {}", path.display())
-            })?;
+            let bytes = crate::model::read_model_bytes(path)
+                .context("--classifier: cannot read the classifier's model")?;
             Some(
                 FixedClassifier::from_bundle(&bytes)
                     .with_context(|| format!("{}: no usable classifier", path.display()))?,
@@ -118,6 +175,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let options = CsvOptions {
+        label: Some(args.label.clone()),
+        ignore_extra: args.ignore_extra,
+    };
+    let table = Table::read_csv_with(&args.data, &graph, &options).map_err(|e| hint(e, &args))?;
+    check_table(&table, &graph, &args.data)?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.data
+            .file_stem()
+            .map_or_else(|| "data".to_owned(), |s| s.to_string_lossy().into_owned())
+    });
+    note!(
+        "training on {} rows of {} ({} features, label '{}'), seed {}",
+        table.n_rows(),
+        args.data.display(),
+        graph.len(),
+        args.label,
+        cfg.seed
+    );
     let trained = train_on_table_with(
         &table,
         &graph,
@@ -131,21 +207,80 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The core must accept what we write: check before anything reaches the disk.
     let bundle = Bundle::new(&bytes)
         .map_err(|e| anyhow::Error::new(e).context("the trained model does not validate"))?;
-    write_atomic(&args.out, &bytes)
+    out.write_all(&bytes)
+        .and_then(|()| out.commit())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let m = &bundle.wire().meta.metrics;
     let pct = |v: Option<f32>| v.map_or("-".to_owned(), |v| format!("{:.1} %", 100.0 * v));
-    println!(
+    outln!(
         "wrote {} ({} bytes): classifier test accuracy {}, CARMA coverage {} on {} rejected test rows",
         args.out.display(),
         bytes.len(),
         pct(m.classifier_test_accuracy),
         pct(m.carma_coverage),
         m.n_test
-    );
-    println!(
+    )?;
+    outln!(
         "next: carma recommend --model {} --input people.csv",
         args.out.display()
-    );
+    )?;
+    Ok(())
+}
+
+/// The reader's refusal, with the flag that changes it.
+fn hint(e: DataError, args: &Args) -> anyhow::Error {
+    let extra = match &e {
+        DataError::MissingColumn { column, .. } if *column == args.label => format!(
+            " (the label column is '{}'; name yours with --label NAME)",
+            args.label
+        ),
+        DataError::ExtraColumn { .. } => " (pass --ignore-extra to skip the columns that are \
+            neither features nor the label, such as an id; `carma recommend --id COLUMN` \
+            repeats an id column in its output)"
+            .to_owned(),
+        _ => String::new(),
+    };
+    if extra.is_empty() {
+        e.into()
+    } else {
+        anyhow::anyhow!("{e}{extra}")
+    }
+}
+
+/// What training would only find later, or not at all: too few rows, a constant column, a
+/// column whose offset hides its variation in 32-bit floats.
+fn check_table(table: &Table, graph: &CausalGraph, file: &Path) -> anyhow::Result<()> {
+    let n = table.n_rows();
+    if n < MIN_ROWS {
+        anyhow::bail!(
+            "{}: {n} data row{}; fit needs at least {MIN_ROWS} (60 % of them train the model, \
+             20 % validate it and 20 % test it)",
+            file.display(),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    for (j, column) in table.x.columns().into_iter().enumerate() {
+        let name = &graph.features()[j].name;
+        let mean = column.mean().unwrap_or(0.0);
+        let std = column.std(1.0);
+        if std <= 1e-12 * mean.abs().max(1.0) {
+            anyhow::bail!(
+                "{}: column '{name}' is constant ({}) in every row: it cannot be standardized \
+                 or learned from; drop it from the data and the graph, or vary it",
+                file.display(),
+                column[0]
+            );
+        }
+        if !graph.is_binary(j) && mean.abs() / std > MAX_OFFSET_TO_SPREAD {
+            anyhow::bail!(
+                "{}: column '{name}' varies by about {std:.3e} around {mean:.6e}: the model \
+                 computes in 32-bit floats, which cannot represent variations that small \
+                 relative to the value (|mean| / std over {MAX_OFFSET_TO_SPREAD:e}); subtract an \
+                 offset from the column (e.g. {:.0}) before training",
+                file.display(),
+                mean.round()
+            );
+        }
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use carma_core::Bundle;
 use carma_train::import::{ScalerChoice, import_reference_json};
-use carma_train::io::write_atomic;
+use carma_train::io::{WriteOptions, refuse_overwriting_inputs, write_atomic_with};
 
 /// Arguments of `carma import`.
 #[derive(clap::Args, Debug)]
@@ -17,9 +17,12 @@ pub struct Args {
     /// reference vectors use), causal_estimator (the flow's, for its test log-likelihood) or clf.
     #[arg(long, default_value = "recourse", value_parser = parse_scaler)]
     pub scaler: ScalerChoice,
-    /// Output model file (written atomically).
+    /// Output model file (written atomically; must not be the JSON).
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
+    /// Replace the output file even if it is read-only.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_scaler(s: &str) -> Result<ScalerChoice, String> {
@@ -29,7 +32,8 @@ fn parse_scaler(s: &str) -> Result<ScalerChoice, String> {
 
 /// Run `carma import`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.json)
+    refuse_overwriting_inputs(&args.out, &[("--json", &args.json)])?;
+    let text = carma_train::io::read_text(&args.json)
         .with_context(|| format!("cannot read {}", args.json.display()))?;
     let spec = import_reference_json(&text, args.scaler)
         .with_context(|| format!("{}: cannot import", args.json.display()))?;
@@ -43,20 +47,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.json.display()
         ))
     })?;
-    write_atomic(&args.out, &bytes)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!(
-        "wrote {} ({} bytes): causal flow ({} layers) and classifier from {}, {} features, scaler '{}'.",
+    write_atomic_with(
+        &args.out,
+        &bytes,
+        WriteOptions {
+            replace_read_only: args.force,
+        },
+    )
+    .with_context(|| format!("cannot write {}", args.out.display()))?;
+    outln!(
+        "wrote {} ({} bytes): causal flow ({} layer{}) and classifier from {}, {} features, scaler '{}'.",
         args.out.display(),
         bytes.len(),
         bundle.flow().n_layers(),
+        if bundle.flow().n_layers() == 1 {
+            ""
+        } else {
+            "s"
+        },
         args.json.display(),
         bundle.n_features(),
         args.scaler.key()
-    );
-    println!(
+    )?;
+    outln!(
         "Only the flow and the classifier are imported: the model has no CARMA networks, so it can \
          be inspected but `carma recommend` will refuse it."
-    );
+    )?;
     Ok(())
 }

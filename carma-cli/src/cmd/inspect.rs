@@ -7,6 +7,7 @@ use carma_core::format::{MetricsWire, MlpWire};
 use carma_core::le::U16s;
 use serde_json::{Value, json};
 
+use crate::explain::escaped;
 use crate::model::{self, ModelFile};
 
 /// Arguments of `carma inspect`.
@@ -25,9 +26,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bundle = file.bundle()?;
     let summary = Summary::new(&file, &bundle);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.json(&bundle))?);
+        outln!("{}", serde_json::to_string_pretty(&summary.json(&bundle))?)?;
     } else {
-        print!("{}", summary.text(&bundle));
+        out!("{}", summary.text(&bundle))?;
     }
     Ok(())
 }
@@ -100,9 +101,10 @@ impl Summary {
         let w = bundle.wire();
         let mut s = String::new();
         s += &format!("{}\n", self.path);
-        s += &format!("  dataset          {}\n", w.meta.dataset);
+        // Strings from the file are escaped: a crafted model must not write to the terminal.
+        s += &format!("  dataset          {}\n", escaped(w.meta.dataset));
         s += &format!("  seed             {}\n", w.meta.seed);
-        s += &format!("  trainer          {}\n", w.meta.trainer);
+        s += &format!("  trainer          {}\n", escaped(w.meta.trainer));
         s += &format!("  format version   {}\n", self.version);
         s += &format!(
             "  recommends       {}\n",
@@ -214,15 +216,25 @@ impl Summary {
 }
 
 fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 8] {
-    let parents: Vec<&str> = bundle
+    let parents: Vec<String> = bundle
         .parents(i)
         .iter()
-        .map(|p| model::name(bundle, p))
+        .map(|p| escaped(model::name(bundle, p)))
         .collect();
-    let num = |v: Option<f32>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    // Four decimals, or four significant digits in exponent notation for values so small (or
+    // large) that decimals would hide them (a feature on a scale of 1e-9).
+    let num = |v: Option<f32>| {
+        v.map_or("-".to_owned(), |v| {
+            if v != 0.0 && !(1e-3..1e7).contains(&v.abs()) {
+                format!("{v:.3e}")
+            } else {
+                format!("{v:.4}")
+            }
+        })
+    };
     [
         i.to_string(),
-        model::name(bundle, i).to_owned(),
+        escaped(model::name(bundle, i)),
         if bundle.is_binary(i) {
             "binary"
         } else {

@@ -1,4 +1,4 @@
-//! `carma oracle`: the brute-force oracle of SPEC section 7 (the exact grid search on the true
+//! `carma oracle`: the brute-force oracle of docs/MATH.md section 7 (the exact grid search on the true
 //! SCM) next to CARMA on the same rejected individuals, one line each, then both scores.
 
 use std::num::NonZeroUsize;
@@ -25,10 +25,11 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rejected test individuals to solve.
-    #[arg(short = 'n', long = "individuals", default_value_t = 10)]
+    #[arg(short = 'n', long = "individuals", default_value_t = 10, value_parser = crate::cmd::parse_positive)]
     pub individuals: usize,
-    /// Grid bins per actionable feature (default: 25, or 15 for Loan, as in SPEC section 7).
-    #[arg(long)]
+    /// Grid bins per actionable feature (default: 25, or 15 for Loan, as in docs/MATH.md,
+    /// section 7, oracle & baselines).
+    #[arg(long, value_parser = crate::cmd::parse_positive)]
     pub bins: Option<usize>,
     /// Train with the demo settings instead of the paper's (faster, a little less accurate);
     /// `--fast` trains the tiny model of a smoke test.
@@ -37,8 +38,8 @@ pub struct Args {
     /// Small samples and few epochs.
     #[arg(long)]
     pub fast: bool,
-    /// Threads for the oracle (default: every core).
-    #[arg(long)]
+    /// Threads for the oracle (default: every core; at most 256).
+    #[arg(long, value_parser = crate::cmd::parse_jobs)]
     pub jobs: Option<NonZeroUsize>,
 }
 
@@ -59,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .slice(s![..args.individuals.min(x.nrows()), ..])
         .to_owned();
     let bins = args.bins.unwrap_or_else(|| oracle_bins(dataset));
-    eprintln!(
+    note!(
         "oracle: {} rejected test individuals of {dataset}, {bins} bins per actionable feature",
         x.nrows()
     );
@@ -83,22 +84,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     for i in 0..x.nrows() {
-        println!(
+        outln!(
             "Individual {}: oracle changes {}; CARMA changes {}",
             i + 1,
             describe(&oracle, i),
             describe(&carma, i)
-        );
+        )?;
     }
-    println!();
-    println!("| method | cost x100 | coverage % | actions | validity % | µs per individual |");
-    println!("|---|---|---|---|---|---|");
+    outln!()?;
+    outln!("| method | cost x100 | coverage % | actions | validity % | µs per individual |")?;
+    outln!("|---|---|---|---|---|---|")?;
     for (name, r) in [("oracle", &oracle), ("CARMA", &carma)] {
         let sc = score(&sim, &x, r);
-        println!(
+        outln!(
             "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
-            sc.cost_x100, sc.coverage_pct, sc.mean_actions, sc.validity_pct, sc.us_per_individual
-        );
+            sc.cost_x100,
+            sc.coverage_pct,
+            sc.mean_actions,
+            sc.validity_pct,
+            sc.us_per_individual
+        )?;
     }
     Ok(())
 }

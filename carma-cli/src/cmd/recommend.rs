@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use carma_core::error::{Error as CoreError, InputError};
 use carma_core::{Bundle, FeatureSet};
-use carma_train::data::{CsvOptions, CsvRowReader, DataError};
-use carma_train::io::AtomicFile;
+use carma_train::data::{
+    CsvOptions, CsvRowReader, DataError, MAX_LINE_BYTES, MAX_RECORD_BYTES, line_too_long,
+    record_too_long,
+};
+use carma_train::io::{AtomicFile, WriteOptions, refuse_overwriting_inputs};
 
 use crate::explain::{Explanation, Style, Unrestricted};
 use crate::model::{self, ModelFile};
@@ -46,21 +49,27 @@ pub struct Args {
     /// columns such as an id or a label are ignored). `-` reads standard input.
     #[arg(long)]
     pub input: PathBuf,
-    /// Features no recommendation may change, comma-separated (e.g. education,income).
-    #[arg(long, value_delimiter = ',')]
+    /// Features a recommendation may not act on directly; they may still change as a
+    /// consequence of acting on their causes. Comma-separated (education,income) or repeated
+    /// (--forbid education --forbid income; repeat it for a name that contains a comma).
+    #[arg(long, value_name = "FEATURES")]
     pub forbid: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Output file (written atomically: complete or not at all); standard output when absent.
+    /// Output file (written atomically: complete or not at all; a device or FIFO is written
+    /// directly; must not be the model or the input); standard output when absent.
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
     /// An input column identifying each person (e.g. id), repeated in the output.
     #[arg(long, value_name = "COLUMN")]
     pub id: Option<String>,
-    /// Worker threads (default: every core).
-    #[arg(long)]
+    /// Worker threads (default: every core; at most 256).
+    #[arg(long, value_parser = crate::cmd::parse_jobs)]
     pub jobs: Option<NonZeroUsize>,
+    /// Replace the output file even if it is read-only.
+    #[arg(long)]
+    pub force: bool,
     /// Show the networks' proposal as it is, without refining it to the smallest change that
     /// works (docs/MATH.md, section 6).
     #[arg(long)]
@@ -124,8 +133,12 @@ impl Tally {
 
 /// Run `carma recommend`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        refuse_overwriting_inputs(out, &[("--model", &args.model), ("--input", &args.input)])?;
+    }
     let file = ModelFile::read(&args.model)?;
     let bundle = file.bundle()?;
+    warn_imprecise_features(&bundle);
     if bundle.carma().is_none() {
         anyhow::bail!(
             "{}: the model has no CARMA networks (it holds only a causal flow and a classifier, \
@@ -134,10 +147,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             file.path.display()
         );
     }
-    let forbid: FeatureSet = model::feature_indices(&bundle, &args.forbid)
-        .context("--forbid")?
-        .into_iter()
-        .collect();
+    let forbid_list = model::forbid_indices(&bundle, &args.forbid).context("--forbid")?;
+    for &i in &forbid_list {
+        if !bundle.is_actionable(i) {
+            note!(
+                "warning: --forbid {}: this feature is not actionable in the model anyway, so \
+                 forbidding it changes nothing",
+                model::name(&bundle, i)
+            );
+        }
+    }
+    if !forbid_list.is_empty() {
+        let names: Vec<String> = forbid_list
+            .iter()
+            .map(|&i| model::name(&bundle, i).to_owned())
+            .collect();
+        note!(
+            "--forbid {}: not acted on directly; may still change as a consequence of acting on \
+             their causes",
+            crate::explain::join(&names)
+        );
+    }
+    let forbid: FeatureSet = forbid_list.into_iter().collect();
     let graph = model::graph(&bundle, &file.path)?;
 
     let (reader, label): (Box<dyn Read>, String) = if args.input == Path::new("-") {
@@ -190,8 +221,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut sink = match &args.out {
         Some(path) => Sink::File(
-            AtomicFile::create(path)
-                .with_context(|| format!("cannot create output {}", path.display()))?,
+            AtomicFile::create_with(
+                path,
+                WriteOptions {
+                    replace_read_only: args.force,
+                },
+            )
+            .with_context(|| format!("cannot create output {}", path.display()))?,
         ),
         None => Sink::Stdout(BufWriter::new(io::stdout().lock())),
     };
@@ -217,7 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tally.warnings
         )
     };
-    eprintln!(
+    note!(
         "{} people: {} already accepted, {} accepted after the recommendation, {} not accepted{forbidden}{}",
         tally.people,
         tally.already,
@@ -231,17 +267,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Warn about continuous features whose |mean| / std is too large for 32-bit floats: `fit`
+/// refuses them, but a model from elsewhere (an import, an older version) may have one.
+fn warn_imprecise_features(bundle: &Bundle<'_>) {
+    for i in (0..bundle.n_features()).filter(|&i| !bundle.is_binary(i)) {
+        if let (Some(mean), Some(std)) = (bundle.mean(i), bundle.std(i))
+            && f64::from(mean.abs()) / f64::from(std) > crate::cmd::fit::MAX_OFFSET_TO_SPREAD
+        {
+            note!(
+                "warning: feature '{}' varies by about {std:e} around {mean:e}: 32-bit floats \
+                 cannot represent such small variations of such large values, so its \
+                 recommendations are imprecise (retrain on the column minus an offset)",
+                model::name(bundle, i)
+            );
+        }
+    }
+}
+
 /// Read the header line and find `name` in it; returns the header bytes (to be read again by
 /// the CSV reader) and the column's index.
 fn find_column(
-    reader: &mut impl io::BufRead,
+    reader: &mut (impl io::BufRead + ?Sized),
     name: &str,
     file: &str,
 ) -> anyhow::Result<(Vec<u8>, usize)> {
     let mut header = Vec::new();
-    reader
-        .read_until(b'\n', &mut header)
-        .with_context(|| format!("cannot read {file}"))?;
+    io::BufRead::read_until(
+        &mut Read::take(&mut *reader, MAX_LINE_BYTES as u64 + 1),
+        b'\n',
+        &mut header,
+    )
+    .with_context(|| format!("cannot read {file}"))?;
+    if header.len() > MAX_LINE_BYTES {
+        return Err(DataError::Io {
+            file: file.to_owned(),
+            source: line_too_long(1),
+        }
+        .into());
+    }
     let mut cells = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
@@ -263,8 +326,9 @@ fn find_column(
         .collect();
     let index = names.iter().position(|c| *c == name).ok_or_else(|| {
         anyhow::anyhow!(
-            "{file}: no column '{name}' for --id (the header has: {})",
-            names.join(", ")
+            "{file}: no column '{}' for --id (the header has: {})",
+            carma_train::data::echo(name),
+            carma_train::data::echo_list(&names.join(", "))
         )
     })?;
     Ok((header, index))
@@ -315,6 +379,12 @@ impl Input {
             match rows::next_record(&input.leftover, 0, input.eof) {
                 Scan::Record(end) => break end,
                 Scan::End => break input.leftover.len(),
+                Scan::NeedMore if input.leftover.len() > MAX_LINE_BYTES => {
+                    if let Some(e) = too_long(&input.leftover, 0) {
+                        return Err(e);
+                    }
+                    read_more(&mut input.src, &mut input.leftover, 0, &mut input.eof)?
+                }
                 Scan::NeedMore => {
                     read_more(&mut input.src, &mut input.leftover, 0, &mut input.eof)?
                 }
@@ -341,6 +411,31 @@ impl Input {
                     at = end;
                 }
                 Scan::End => break,
+                Scan::NeedMore if chunk.bytes.len() - at > MAX_LINE_BYTES => {
+                    // Possibly a line or record over the limits (a file without line ends, a
+                    // quote never closed): stop before it grows further.
+                    match too_long(
+                        &chunk.bytes[at..],
+                        self.newlines + newlines(&chunk.bytes[..at]),
+                    ) {
+                        Some(e) => {
+                            chunk.error = Some(e);
+                            self.eof = true;
+                            chunk.bytes.truncate(at);
+                            break;
+                        }
+                        None => {
+                            if let Err(e) =
+                                read_more(&mut self.src, &mut chunk.bytes, at, &mut self.eof)
+                            {
+                                chunk.error = Some(e);
+                                self.eof = true;
+                                chunk.bytes.truncate(at);
+                                break;
+                            }
+                        }
+                    }
+                }
                 Scan::NeedMore => {
                     if let Err(e) = read_more(&mut self.src, &mut chunk.bytes, at, &mut self.eof) {
                         chunk.error = Some(e);
@@ -355,6 +450,22 @@ impl Input {
         chunk.bytes.truncate(at);
         self.rows += chunk.ends.len();
         self.newlines += newlines(&chunk.bytes);
+    }
+}
+
+/// The error for an unfinished record `pending` (starting after `newlines_before` line ends)
+/// whose last line is over [`MAX_LINE_BYTES`] or which is over [`MAX_RECORD_BYTES`] in all.
+fn too_long(pending: &[u8], newlines_before: u64) -> Option<io::Error> {
+    let last_line = pending
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(pending.len(), |k| pending.len() - k - 1);
+    if last_line > MAX_LINE_BYTES {
+        Some(line_too_long(newlines_before + newlines(pending) + 1))
+    } else if pending.len() > MAX_RECORD_BYTES {
+        Some(record_too_long(newlines_before + 1))
+    } else {
+        None
     }
 }
 
@@ -486,19 +597,25 @@ fn stream(
             vec![result]
         } else {
             let (results, wrote) = std::thread::scope(|s| {
+                // A thread that cannot be started is an error for its share, not a panic.
                 let handles: Vec<_> = workers
                     .iter_mut()
                     .zip(&jobs)
-                    .map(|(w, &job)| s.spawn(move || w.run(shared, job)))
+                    .map(|(w, &job)| {
+                        std::thread::Builder::new().spawn_scoped(s, move || w.run(shared, job))
+                    })
                     .collect();
                 let wrote = write_pending(out, &pending[..n_pending]);
                 input.fill(&mut next, chunk_rows);
                 let results: Vec<_> = handles
                     .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
+                    .map(|h| match h {
+                        Ok(h) => h.join().unwrap_or_else(|_| {
                             Err(Failure::Row(anyhow::anyhow!("a worker thread panicked")))
-                        })
+                        }),
+                        Err(e) => Err(Failure::Row(anyhow::anyhow!(
+                            "cannot start a worker thread ({e}); try a smaller --jobs"
+                        ))),
                     })
                     .collect();
                 (results, wrote)
@@ -683,24 +800,42 @@ enum Sink {
 impl Sink {
     fn finish(self) -> io::Result<()> {
         match self {
-            Sink::File(f) => f.commit(),
-            Sink::Stdout(mut s) => s.flush(),
+            Sink::File(f) => {
+                let path = f.path().display().to_string();
+                f.commit().map_err(|e| named(e, &path))
+            }
+            Sink::Stdout(mut s) => s.flush().map_err(|e| named(e, "standard output")),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Sink::File(f) => f.path().display().to_string(),
+            Sink::Stdout(_) => "standard output".to_owned(),
         }
     }
 }
 
+/// A write error naming the destination (`/dev/full`, standard output); the kind is kept, so a
+/// closed pipe is still recognized as one.
+fn named(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write to {what}: {e}"))
+}
+
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
+        let r = match self {
             Sink::File(f) => f.write(buf),
             Sink::Stdout(s) => s.write(buf),
-        }
+        };
+        r.map_err(|e| named(e, &self.name()))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
+        let r = match self {
             Sink::File(f) => f.flush(),
             Sink::Stdout(s) => s.flush(),
-        }
+        };
+        r.map_err(|e| named(e, &self.name()))
     }
 }

@@ -1,4 +1,4 @@
-//! DiCE-VAE (SPEC section 7): the amortized, non-causal competitor. A
+//! DiCE-VAE (docs/MATH.md section 7, oracle & baselines): the amortized, non-causal competitor. A
 //! variational autoencoder conditioned on the individual `x~` proposes the
 //! counterfactual directly in standardized space, ignoring the causal graph:
 //!
@@ -30,13 +30,13 @@ use crate::nn::{
 };
 
 /// Hidden widths of the encoder and of the decoder (own choice: CARMA's mask network widths
-/// for Loan, SPEC section 6).
+/// for Loan, docs/MATH.md section 5, CARMA training).
 pub const DEFAULT_HIDDEN: [usize; 2] = [32, 32];
 /// Training epochs (own choice: the loss flattens well before on the toy and Loan problems).
 pub const DEFAULT_EPOCHS: usize = 200;
-/// Mini-batch size (SPEC section 6, CARMA's).
+/// Mini-batch size (docs/MATH.md section 5, CARMA training, CARMA's).
 pub const DEFAULT_BATCH_SIZE: usize = 256;
-/// Adam learning rate (torch's default, SPEC sections 4-5 use it too).
+/// Adam learning rate (torch's default, docs/MATH.md sections 3 (classifier), 4 (causal flow) use it too).
 pub const DEFAULT_LR: f64 = 1e-3;
 /// Weight of the hinge (own choice: large enough that crossing the boundary always pays
 /// for its cost, the exact-penalty regime).
@@ -354,7 +354,7 @@ impl DiceVae {
         loss
     }
 
-    /// Trains DiCE-VAE on the standardized rejected individuals `x` (SPEC section 7).
+    /// Trains DiCE-VAE on the standardized rejected individuals `x` (docs/MATH.md section 7, oracle & baselines).
     /// `on_epoch` sees each epoch's mean losses.
     pub fn fit(
         classifier: &Classifier,

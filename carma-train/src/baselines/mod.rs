@@ -1,4 +1,4 @@
-//! The competitors CARMA is measured against (SPEC section 7), besides the
+//! The competitors CARMA is measured against (docs/MATH.md section 7, oracle & baselines), besides the
 //! true-SCM oracle (`crate::oracle`):
 //!
 //! - [`optimizer`]: the unamortized search a user would run without CARMA and
@@ -152,7 +152,7 @@ pub(crate) fn allowed(problem: &RecourseProblem, forbid: &[bool]) -> Vec<bool> {
         .collect()
 }
 
-/// `max(0, margin - (2p - 1))`, the hinge on acceptance (SPEC section 6).
+/// `max(0, margin - (2p - 1))`, the hinge on acceptance (docs/MATH.md section 5, CARMA training).
 pub(crate) fn hinge(p: f64, margin: f64) -> f64 {
     (margin - (2.0 * p - 1.0)).max(0.0)
 }

@@ -196,7 +196,7 @@ pub struct SubsetSolution {
 }
 
 impl SubsetSolution {
-    /// Whether the counterfactual is accepted (`p >= 0.5`, SPEC section 1).
+    /// Whether the counterfactual is accepted (`p >= 0.5`, docs/MATH.md section 1, problem & cost).
     pub fn accepted(&self) -> bool {
         self.prob >= ACCEPT_THRESHOLD
     }

@@ -14,6 +14,68 @@ use crate::graph::CausalGraph;
 /// The UTF-8 byte-order mark some spreadsheet programs put before the header.
 const BOM: char = '\u{feff}';
 
+/// The longest line a CSV may have (1 MiB): a row of 64 features takes a few kilobytes, and a
+/// file without line ends (`/dev/zero`, a binary file) must not be buffered whole (issue 14).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The longest record (row) a CSV may have, quoted line breaks included (4 MiB): a quote that
+/// is never closed followed by endless short lines must not be buffered whole either.
+pub const MAX_RECORD_BYTES: usize = 4 << 20;
+
+/// The error for a record over [`MAX_RECORD_BYTES`] starting at 1-based `line`.
+pub fn record_too_long(line: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "line {line}: a row longer than {MAX_RECORD_BYTES} bytes, the limit for one CSV \
+             record (a quote that is never closed?)"
+        ),
+    )
+}
+
+/// The error for a line over [`MAX_LINE_BYTES`], with its 1-based number.
+pub fn line_too_long(line: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "line {line} is longer than {MAX_LINE_BYTES} bytes, the limit for one line of CSV \
+             (is this a CSV file?)"
+        ),
+    )
+}
+
+/// Longest text of a cell or a column name echoed in an error.
+const ECHO_CHARS: usize = 60;
+/// Longest list of column names (a header) echoed in an error.
+const ECHO_LIST_CHARS: usize = 400;
+
+/// `text` as an error may quote it: control characters (NUL, line breaks, escapes) escaped,
+/// and cut after 60 characters with the total length said.
+pub fn echo(text: &str) -> String {
+    echo_at_most(text, ECHO_CHARS)
+}
+
+/// [`echo`] for a list of column names: cut after 400 characters.
+pub fn echo_list(text: &str) -> String {
+    echo_at_most(text, ECHO_LIST_CHARS)
+}
+
+fn echo_at_most(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (shown, c) in text.chars().enumerate() {
+        if shown == max {
+            out.push_str(&format!("... ({} bytes in all)", text.len()));
+            return out;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// How to read a CSV.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CsvOptions {
@@ -49,6 +111,12 @@ pub struct RowInfo {
 /// passed, so memory is bounded by the reader's look-ahead.
 struct LineIndex<R> {
     inner: R,
+    /// Bytes since the last `\n` or `\r` (a line over [`MAX_LINE_BYTES`] is an error).
+    line_len: usize,
+    /// `\n` bytes read so far.
+    lines: u64,
+    /// Offset where the record being read starts (just past the last record returned).
+    record_start: u64,
     /// Bytes read so far.
     offset: u64,
     /// Offsets of `\n` bytes at or after the last record end.
@@ -60,10 +128,29 @@ struct LineIndex<R> {
 impl<R: Read> Read for LineIndex<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for (k, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            self.newlines.push_back(self.offset + k as u64);
+        for (k, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                self.line_len = 0;
+                if b == b'\n' {
+                    self.newlines.push_back(self.offset + k as u64);
+                    self.lines += 1;
+                }
+            } else {
+                self.line_len += 1;
+                if self.line_len > MAX_LINE_BYTES {
+                    return Err(line_too_long(self.lines + 1));
+                }
+            }
         }
         self.offset += n as u64;
+        if self.offset - self.record_start > MAX_RECORD_BYTES as u64 {
+            let before = self
+                .newlines
+                .iter()
+                .take_while(|&&p| p < self.record_start)
+                .count() as u64;
+            return Err(record_too_long(self.passed + before + 1));
+        }
         Ok(n)
     }
 }
@@ -71,6 +158,8 @@ impl<R: Read> Read for LineIndex<R> {
 impl<R> LineIndex<R> {
     /// 1-based line of byte `at`; forgets newlines before it (queries only move forward).
     fn line_at(&mut self, at: u64) -> u64 {
+        // Called with the last byte of each record read: the next one starts after it.
+        self.record_start = self.record_start.max(at + 1);
         while self.newlines.front().is_some_and(|&p| p < at) {
             self.newlines.pop_front();
             self.passed += 1;
@@ -118,6 +207,9 @@ impl<R: Read> CsvRowReader<R> {
         let file = file_label.to_owned();
         let lines = LineIndex {
             inner: reader,
+            line_len: 0,
+            lines: 0,
+            record_start: 0,
             offset: 0,
             newlines: VecDeque::new(),
             passed: 0,
@@ -131,12 +223,17 @@ impl<R: Read> CsvRowReader<R> {
         let got_header = reader
             .read_record(&mut header)
             .map_err(|e| csv_error(&file, e))?;
-        if !got_header
-            || header
-                .iter()
-                .all(|c| c.trim_start_matches(BOM).trim().is_empty())
-        {
+        if !got_header {
             return Err(DataError::EmptyFile { file });
+        }
+        // The first data record starts after the header (for the record length limit).
+        let header_end = reader.position().byte();
+        reader.get_mut().record_start = header_end;
+        if header
+            .iter()
+            .all(|c| c.trim_start_matches(BOM).trim().is_empty())
+        {
+            return Err(DataError::NoColumnNames { file });
         }
         let cells: Vec<String> = header
             .iter()
@@ -156,15 +253,15 @@ impl<R: Read> CsvRowReader<R> {
             if cells[..j].contains(c) {
                 return Err(DataError::DuplicateColumn {
                     file,
-                    column: c.clone(),
+                    column: echo(c),
                 });
             }
         }
         let find = |name: &str| cells.iter().position(|c| c == name);
         let missing = |name: &str| DataError::MissingColumn {
             file: file.clone(),
-            column: name.to_owned(),
-            found: cells.join(", "),
+            column: echo(name),
+            found: echo_list(&cells.join(", ")),
         };
         let mut columns = Vec::with_capacity(graph.len());
         for f in graph.features() {
@@ -180,7 +277,7 @@ impl<R: Read> CsvRowReader<R> {
             if let Some(j) = (0..cells.len()).find(|&j| !used(j)) {
                 return Err(DataError::ExtraColumn {
                     file,
-                    column: cells[j].clone(),
+                    column: echo(&cells[j]),
                 });
             }
         }
@@ -251,6 +348,21 @@ impl<R: Read> CsvRowReader<R> {
         }
         self.row += 1;
         let line = self.record_line();
+        if self.record.len() < self.n_cells
+            && self
+                .record
+                .iter()
+                .next_back()
+                .is_some_and(|f| f.contains(['\n', '\r']))
+        {
+            // The csv reader read a quote that was never closed: the cell ran on over the next
+            // lines (to the end of the file, or to the next lone quote).
+            return Err(DataError::UnclosedQuote {
+                file: self.file.clone(),
+                row: self.row,
+                line,
+            });
+        }
         if self.record.len() != self.n_cells {
             return Err(DataError::RowLength {
                 file: self.file.clone(),
@@ -294,7 +406,7 @@ impl<R: Read> CsvRowReader<R> {
             row: self.row,
             line,
             column: column.to_owned(),
-            value: text.to_owned(),
+            value: echo(text),
             expected,
         };
         let v: f64 = text
@@ -354,32 +466,63 @@ fn format_number(v: f64) -> String {
     }
 }
 
+/// Writes a CSV row by row (a header, then rows of numbers), each number as the shortest text
+/// that parses back to the same `f64`: what [`Table::write_csv`] writes, for output too large to
+/// hold (`carma simulate -n 100000000`).
+pub struct CsvRowWriter<W: Write> {
+    writer: csv::Writer<W>,
+    cells: Vec<String>,
+    file: String,
+}
+
+impl<W: Write> CsvRowWriter<W> {
+    /// Write the header; `file_label` names the destination in errors.
+    pub fn new(writer: W, header: &[&str], file_label: &str) -> Result<Self, DataError> {
+        let mut w = CsvRowWriter {
+            writer: csv::Writer::from_writer(writer),
+            cells: Vec::with_capacity(header.len()),
+            file: file_label.to_owned(),
+        };
+        w.writer
+            .write_record(header)
+            .map_err(|e| csv_error(&w.file, e))?;
+        Ok(w)
+    }
+
+    /// Write one row of numbers.
+    pub fn write_row(&mut self, values: impl IntoIterator<Item = f64>) -> Result<(), DataError> {
+        self.cells.clear();
+        self.cells.extend(values.into_iter().map(format_number));
+        self.writer
+            .write_record(&self.cells)
+            .map_err(|e| csv_error(&self.file, e))
+    }
+
+    /// Flush everything written.
+    pub fn finish(mut self) -> Result<(), DataError> {
+        self.writer.flush().map_err(|e: io::Error| DataError::Io {
+            file: self.file.clone(),
+            source: e,
+        })
+    }
+}
+
 /// Write `table` as CSV; `file_label` names the destination in errors.
 pub(super) fn write_table<W: Write>(
     table: &Table,
     writer: W,
     file_label: &str,
 ) -> Result<(), DataError> {
-    let wrap = |e: csv::Error| csv_error(file_label, e);
-    let mut w = csv::Writer::from_writer(writer);
     let mut header: Vec<&str> = table.names.iter().map(String::as_str).collect();
     if let Some(l) = &table.labels {
         header.push(&l.name);
     }
-    w.write_record(&header).map_err(wrap)?;
-    let mut cells = Vec::with_capacity(header.len());
+    let mut w = CsvRowWriter::new(writer, &header, file_label)?;
     for (r, row) in table.x.rows().into_iter().enumerate() {
-        cells.clear();
-        cells.extend(row.iter().map(|&v| format_number(v)));
-        if let Some(l) = &table.labels {
-            cells.push(format_number(l.y[r]));
-        }
-        w.write_record(&cells).map_err(wrap)?;
+        let label = table.labels.as_ref().map(|l| l.y[r]);
+        w.write_row(row.iter().copied().chain(label))?;
     }
-    w.flush().map_err(|e: io::Error| DataError::Io {
-        file: file_label.to_owned(),
-        source: e,
-    })
+    w.finish()
 }
 
 #[cfg(test)]

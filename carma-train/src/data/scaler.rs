@@ -1,8 +1,8 @@
-//! Per-feature standardization `x~ = (x - mean) / std` (SPEC section 3).
+//! Per-feature standardization `x~ = (x - mean) / std` (docs/MATH.md section 3, classifier).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-/// Bessel's correction: the SPEC's std divides by `n - 1` (SPEC section 3).
+/// Bessel's correction: docs/MATH.md's std divides by `n - 1` (docs/MATH.md section 3, classifier).
 const DDOF: f64 = 1.0;
 /// A column counts as constant when `std <= CONSTANT_RTOL * max(1, |mean|)`: dividing by such a
 /// std would blow rounding noise up into the flow's input, so fitting refuses it.

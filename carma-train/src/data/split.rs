@@ -1,4 +1,4 @@
-//! Seeded train/validation/test splits (SPEC section 2: the reference's fractions).
+//! Seeded train/validation/test splits (docs/MATH.md section 2, datasets: the reference's fractions).
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -6,11 +6,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::DataError;
 
-/// Classifier data: train/validation/test 0.5/0.25/0.25 (SPEC section 2).
+/// Classifier data: train/validation/test 0.5/0.25/0.25 (docs/MATH.md section 2, datasets).
 pub const CLASSIFIER_SPLIT: [f64; 3] = [0.5, 0.25, 0.25];
-/// Causal-flow data: 0.8/0.1/0.1 (SPEC section 2).
+/// Causal-flow data: 0.8/0.1/0.1 (docs/MATH.md section 2, datasets).
 pub const FLOW_SPLIT: [f64; 3] = [0.8, 0.1, 0.1];
-/// Recourse data: 0.5/0.25/0.25 (SPEC section 2).
+/// Recourse data: 0.5/0.25/0.25 (docs/MATH.md section 2, datasets).
 pub const RECOURSE_SPLIT: [f64; 3] = [0.5, 0.25, 0.25];
 
 /// Fractions must sum to 1 within this tolerance.

@@ -8,11 +8,11 @@ pub const LN_MIN_SCALE: f64 = -6.907_755_278_982_137;
 pub const DEFAULT_HIDDEN: [usize; 1] = [64];
 /// Stacked layers in the reference flows (FLOW_MATH section 2).
 pub const DEFAULT_LAYERS: usize = 1;
-/// Adam learning rate (SPEC section 5).
+/// Adam learning rate (docs/MATH.md section 4, causal flow).
 pub const DEFAULT_LR: f64 = 1e-3;
 /// Epoch budget (our choice; early stopping usually ends training first).
 pub const DEFAULT_EPOCHS: usize = 500;
-/// Mini-batch size (our choice, as the classifier's, SPEC section 4).
+/// Mini-batch size (our choice, as the classifier's, docs/MATH.md section 3, classifier).
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 /// Early-stopping patience in epochs (our choice).
 pub const DEFAULT_PATIENCE: usize = 30;

@@ -6,7 +6,7 @@ use crate::nn::gradcheck::{assert_grads_close, numeric_grad, numeric_param_grad,
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// The triangle graph of SPEC section 2: `1 <- 0`, `2 <- 1`, `3 <- {0, 1, 2}`.
+/// The triangle graph of docs/MATH.md section 2, datasets: `1 <- 0`, `2 <- 1`, `3 <- {0, 1, 2}`.
 fn triangle() -> Vec<Vec<usize>> {
     vec![vec![], vec![0], vec![1], vec![0, 1, 2]]
 }
@@ -298,7 +298,7 @@ fn levels_group_features_by_depth() {
     assert_eq!(flow.levels().len(), 4);
 }
 
-/// Fit a flow on `dataset` at the reference's scale (SPEC section 2: 25,000 flow rows split
+/// Fit a flow on `dataset` at the reference's scale (docs/MATH.md section 2, datasets: 25,000 flow rows split
 /// 0.8/0.1/0.1) and return the mean test log-likelihood in original units.
 fn reference_scale_fit(dataset: crate::scm::Dataset, hidden: &[usize]) -> f64 {
     use crate::scm::Scm;
@@ -331,7 +331,7 @@ fn reference_scale_fit(dataset: crate::scm::Dataset, hidden: &[usize]) -> f64 {
     ll
 }
 
-/// The reference reaches -13.614 nats per individual on Loan (SPEC section 5; one layer, hidden
+/// The reference reaches -13.614 nats per individual on Loan (docs/MATH.md section 4, causal flow; one layer, hidden
 /// [64]). Slow: `cargo test -p carma-train --lib reference_ -- --ignored --nocapture`.
 #[test]
 #[ignore = "slow: full-size Loan fit"]
@@ -341,7 +341,7 @@ fn reference_loan_flow_reaches_the_reference_test_log_likelihood() {
     assert!(ll >= REFERENCE_LOAN_LL, "test log-likelihood {ll}");
 }
 
-/// The reference reaches -5.706 nats per individual on triangle-LIN (SPEC section 5; hidden
+/// The reference reaches -5.706 nats per individual on triangle-LIN (docs/MATH.md section 4, causal flow; hidden
 /// [32], FLOW_MATH section 0).
 #[test]
 #[ignore = "slow: full-size triangle-LIN fit"]

@@ -14,7 +14,7 @@ pub enum WeightDecay {
     Decoupled(f64),
 }
 
-/// Adam hyperparameters (torch defaults, lr 1e-3 as SPEC sections 4 and 5 use).
+/// Adam hyperparameters (torch defaults, lr 1e-3 as docs/MATH.md sections 3 (classifier), 4 (causal flow) use).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate.

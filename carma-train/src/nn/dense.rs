@@ -8,7 +8,7 @@ use super::{Init, ParamGrad, Params};
 
 /// `y = x W^T + b` with `W` stored `[out][in]` (torch layout). With a mask `M` (0/1, same shape
 /// as `W`) the layer computes `y = x (W ⊙ M)^T + b` and the weight gradient is masked too, so
-/// masked-out weights never matter (MADE, SPEC section 5).
+/// masked-out weights never matter (MADE, docs/MATH.md section 4, causal flow).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
     w: Array2<f64>,

@@ -7,7 +7,7 @@ use rand::Rng;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
     /// Xavier/Glorot uniform: `W ~ U(-a, a)`, `a = gain * sqrt(6 / (fan_in + fan_out))`, every bias
-    /// equal to `bias`. CARMA's networks use `gain = sqrt(2)`, `bias = 0.01` (SPEC section 6).
+    /// equal to `bias`. CARMA's networks use `gain = sqrt(2)`, `bias = 0.01` (docs/MATH.md section 5, CARMA training).
     XavierUniform {
         /// Multiplier of the bound.
         gain: f64,
@@ -18,7 +18,7 @@ pub enum Init {
     TorchDefault,
 }
 
-/// CARMA's initialization (SPEC section 6): Xavier uniform, gain `sqrt(2)`, bias 0.01.
+/// CARMA's initialization (docs/MATH.md section 5, CARMA training): Xavier uniform, gain `sqrt(2)`, bias 0.01.
 pub const CARMA_INIT: Init = Init::XavierUniform {
     gain: std::f64::consts::SQRT_2,
     bias: 0.01,

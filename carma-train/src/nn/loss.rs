@@ -8,7 +8,7 @@ use super::activation::sigmoid;
 /// logarithms stay finite (torch instead clamps each log term at -100).
 pub const PROB_FLOOR: f64 = 1e-12;
 
-/// `ln(2 pi) / 2`, the standard normal's log-normalizer per dimension (SPEC section 5).
+/// `ln(2 pi) / 2`, the standard normal's log-normalizer per dimension (docs/MATH.md section 4, causal flow).
 pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Binary cross-entropy on logits `t` with labels `y` in `{0, 1}` (or soft labels in `[0, 1]`):
@@ -46,7 +46,7 @@ pub fn bce(p: ArrayView1<f64>, y: ArrayView1<f64>) -> (f64, Array1<f64>) {
     (loss / n, grad)
 }
 
-/// The flow's negative log-likelihood under a standard-normal base (SPEC section 5):
+/// The flow's negative log-likelihood under a standard-normal base (docs/MATH.md section 4, causal flow):
 /// mean over rows of `sum_i (z_i^2 / 2 + ln(2 pi) / 2) - log_det`.
 /// Returns the loss, `dL/dz = z / n` and `dL/d(log_det) = -1 / n` (per row).
 pub fn gaussian_nll(z: &Array2<f64>, log_det: &Array1<f64>) -> (f64, Array2<f64>, Array1<f64>) {

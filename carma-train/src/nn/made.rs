@@ -1,4 +1,4 @@
-//! MADE masks from a causal graph (SPEC section 5; construction of zuko's `MaskedMLP`,
+//! MADE masks from a causal graph (docs/MATH.md section 4, causal flow; construction of zuko's `MaskedMLP`,
 //! `reference/FLOW_MATH.md` section 7), so that outputs `2i` and `2i + 1` depend on the parents of
 //! feature `i` only.
 

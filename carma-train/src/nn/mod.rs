@@ -22,7 +22,7 @@
 //!   what the `fit_observed` training functions report after every epoch.
 //! - [`made_masks`]: MADE masks from parent lists (zuko's construction, FLOW_MATH section 7).
 //! - [`Init`]: Xavier/Glorot uniform with a gain and a constant bias (CARMA: gain `sqrt(2)`,
-//!   bias 0.01, SPEC section 6) or torch's `nn.Linear` default; always from a seeded RNG.
+//!   bias 0.01, docs/MATH.md section 5, CARMA training) or torch's `nn.Linear` default; always from a seeded RNG.
 
 mod activation;
 mod adam;

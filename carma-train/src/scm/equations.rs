@@ -1,5 +1,5 @@
-//! The structural equations of SPEC section 2, their inverses in `u_i` (abduction), and the label
-//! logits. One `match` per concept, so each dataset's row of the SPEC table reads in one place.
+//! The structural equations of docs/MATH.md section 2, datasets, their inverses in `u_i` (abduction), and the label
+//! logits. One `match` per concept, so each dataset's row of the table of docs/MATH.md section 2, datasets reads in one place.
 
 use super::Dataset;
 
@@ -68,7 +68,7 @@ pub fn inverse(dataset: Dataset, i: usize, x: &[f64]) -> f64 {
     }
 }
 
-/// The label logit `g(x, u_1)` of SPEC section 2.
+/// The label logit `g(x, u_1)` of docs/MATH.md section 2, datasets.
 pub fn label_logit(dataset: Dataset, x: &[f64], u1: f64) -> f64 {
     use Dataset::*;
     match dataset {
@@ -88,7 +88,7 @@ pub fn label_logit(dataset: Dataset, x: &[f64], u1: f64) -> f64 {
     }
 }
 
-/// Loan: `x_1 = u_1 - 35` centres the Gamma(10, 3.5) age noise (mean 35) at zero (SPEC section 2).
+/// Loan: `x_1 = u_1 - 35` centres the Gamma(10, 3.5) age noise (mean 35) at zero (docs/MATH.md section 2, datasets).
 const LOAN_AGE_OFFSET: f64 = 35.0;
 
 fn loan_education_arg(x: &[f64]) -> f64 {

@@ -1,8 +1,8 @@
-//! Ground-truth structural causal models (SPEC section 2).
+//! Ground-truth structural causal models (docs/MATH.md section 2, datasets).
 //!
 //! An [`Scm`] samples exogenous `u`, features `x` and the deterministic label; abducts `u` from
 //! `x` with the true inverse; and answers counterfactual queries under hard interventions
-//! (SPEC section 7: the oracle and causal validity use these).
+//! (docs/MATH.md section 7, oracle & baselines: the oracle and causal validity use these).
 
 mod equations;
 mod noise;
@@ -20,10 +20,10 @@ use crate::graph::{CausalGraph, Feature, FeatureKind, MAX_FEATURES};
 
 pub use equations::{logit, sigmoid};
 
-/// Accepted means `sigmoid(g) >= 0.5` (SPEC section 2).
+/// Accepted means `sigmoid(g) >= 0.5` (docs/MATH.md section 2, datasets).
 pub const ACCEPT_THRESHOLD: f64 = 0.5;
 
-/// The seven datasets of SPEC section 2.
+/// The seven datasets of docs/MATH.md section 2, datasets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dataset {
     /// triangle-LIN.
@@ -54,11 +54,11 @@ pub const LOAN_NAMES: [&str; 7] = [
     "income",
     "savings",
 ];
-/// Loan's actionable nodes: education, loan amount, income, savings (SPEC section 2).
+/// Loan's actionable nodes: education, loan amount, income, savings (docs/MATH.md section 2, datasets).
 const LOAN_ACTIONABLE: [usize; 4] = [2, 3, 5, 6];
 
 impl Dataset {
-    /// All seven, in the SPEC's order.
+    /// All seven, in docs/MATH.md's order.
     pub const ALL: [Dataset; 7] = [
         Dataset::TriangleLin,
         Dataset::TriangleNlin,
@@ -108,7 +108,7 @@ impl Dataset {
         self.feature_names().len()
     }
 
-    /// Parents of each node (SPEC section 2).
+    /// Parents of each node (docs/MATH.md section 2, datasets).
     fn parents(self) -> Vec<Vec<usize>> {
         match self {
             Dataset::TriangleLin | Dataset::TriangleNlin => {
@@ -131,7 +131,7 @@ impl Dataset {
     }
 
     /// The dataset's causal graph: parents from the equations, node 0 binary, actionable flags
-    /// of SPEC section 2, unit weights.
+    /// of docs/MATH.md section 2, datasets, unit weights.
     pub fn graph(self) -> CausalGraph {
         let features = self
             .parents()
@@ -246,6 +246,42 @@ pub struct Sample {
     pub y: Array1<f64>,
 }
 
+/// One individual drawn by a [`RowSampler`].
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// Exogenous variables.
+    pub u: &'a [f64],
+    /// Features.
+    pub x: &'a [f64],
+    /// Deterministic label, 0.0 or 1.0.
+    pub y: f64,
+}
+
+/// Draws individuals one at a time ([`Scm::rows`]).
+#[derive(Debug, Clone)]
+pub struct RowSampler<'s> {
+    scm: &'s Scm,
+    rng: ChaCha8Rng,
+    u: Vec<f64>,
+    x: Vec<f64>,
+}
+
+impl RowSampler<'_> {
+    /// The next individual: `u_0, ..., u_{D-1}` drawn in order, then `x = f(u)` and the label.
+    pub fn next_row(&mut self) -> Row<'_> {
+        for (ui, noise) in self.u.iter_mut().zip(&self.scm.noise) {
+            *ui = noise.sample(&mut self.rng);
+        }
+        self.scm.generate_row(&self.u, &mut self.x);
+        let y = self.scm.label(&self.x, &self.u);
+        Row {
+            u: &self.u,
+            x: &self.x,
+            y,
+        }
+    }
+}
+
 /// A ground-truth structural causal model.
 #[derive(Debug, Clone)]
 pub struct Scm {
@@ -283,28 +319,35 @@ impl Scm {
     /// Per individual, `u_0, ..., u_{D-1}` are drawn in order.
     pub fn sample(&self, n: usize, seed: u64) -> Sample {
         let d = self.n_features();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rows = self.rows(seed);
         let mut u = Array2::zeros((n, d));
         let mut x = Array2::zeros((n, d));
         let mut y = Array1::zeros(n);
-        let mut u_row = vec![0.0; d];
-        let mut x_row = vec![0.0; d];
         for r in 0..n {
-            for (ui, noise) in u_row.iter_mut().zip(&self.noise) {
-                *ui = noise.sample(&mut rng);
-            }
-            self.generate_row(&u_row, &mut x_row);
-            y[r] = self.label(&x_row, &u_row);
+            let row = rows.next_row();
+            y[r] = row.y;
             u.row_mut(r)
                 .iter_mut()
-                .zip(&u_row)
+                .zip(row.u)
                 .for_each(|(a, b)| *a = *b);
             x.row_mut(r)
                 .iter_mut()
-                .zip(&x_row)
+                .zip(row.x)
                 .for_each(|(a, b)| *a = *b);
         }
         Sample { u, x, y }
+    }
+
+    /// The individuals of [`Scm::sample`]`(n, seed)`, one at a time and in the same order, for
+    /// any `n`: `carma simulate` streams them to its output in constant memory.
+    pub fn rows(&self, seed: u64) -> RowSampler<'_> {
+        let d = self.n_features();
+        RowSampler {
+            scm: self,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            u: vec![0.0; d],
+            x: vec![0.0; d],
+        }
     }
 
     /// `x = f(u)`: evaluate the structural equations in topological order.
@@ -365,7 +408,7 @@ impl Scm {
         Ok(u)
     }
 
-    /// The label logit `g(x, u_1)` (SPEC section 2).
+    /// The label logit `g(x, u_1)` (docs/MATH.md section 2, datasets).
     pub fn logit(&self, x: &[f64], u: &[f64]) -> f64 {
         equations::label_logit(self.dataset, x, u[1])
     }

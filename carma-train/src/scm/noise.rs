@@ -1,4 +1,4 @@
-//! Exogenous distributions of SPEC section 2. Variances in the SPEC become standard deviations
+//! Exogenous distributions of docs/MATH.md section 2, datasets. Variances in docs/MATH.md become standard deviations
 //! here, once, in the constants.
 
 use rand::Rng;

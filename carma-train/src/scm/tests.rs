@@ -2,7 +2,7 @@ use ndarray::Array2;
 
 use super::*;
 
-/// Abduction must invert sampling to this (SPEC section 2; issue 3).
+/// Abduction must invert sampling to this (docs/MATH.md section 2, datasets; issue 3).
 const ABDUCTION_TOL: f64 = 1e-9;
 const N: usize = 2_000;
 
@@ -174,7 +174,7 @@ fn non_descendants_keep_their_factual_values_exactly() {
     }
 }
 
-/// Closed forms derived by hand from the SPEC table: with `delta_k = v_k - x_k`, a linear SCM's
+/// Closed forms derived by hand from the table of docs/MATH.md section 2, datasets: with `delta_k = v_k - x_k`, a linear SCM's
 /// counterfactual adds the path-coefficient sums of the intervened features.
 #[test]
 fn linear_counterfactuals_match_their_closed_forms() {
