@@ -654,10 +654,17 @@ impl Style {
 
     /// Append ` from <from> to <to>`.
     fn write_move(&self, out: &mut Vec<u8>, c: &Change) {
+        let (from, to) = (self.shown(c.feature, c.from), self.shown(c.feature, c.to));
+        if from.as_bytes() == to.as_bytes() && c.from != c.to {
+            // A change smaller than the feature's usual precision (refinement can shrink a
+            // change that far): the shortest exponent forms, which differ for different f32s.
+            let _ = write!(Bytes(out), " from {:e} to {:e}", c.from, c.to);
+            return;
+        }
         out.extend_from_slice(b" from ");
-        out.extend_from_slice(self.shown(c.feature, c.from).as_bytes());
+        out.extend_from_slice(from.as_bytes());
         out.extend_from_slice(b" to ");
-        out.extend_from_slice(self.shown(c.feature, c.to).as_bytes());
+        out.extend_from_slice(to.as_bytes());
     }
 }
 
