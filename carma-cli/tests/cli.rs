@@ -399,8 +399,13 @@ fn core_answers(csv: &str) -> Vec<(carma_core::Recommendation, Vec<f32>)> {
                 .map(|c| c.parse().unwrap())
                 .collect();
             let mut x_cf = vec![0.0; 7];
+            // What `carma recommend` does by default: the proposal, refined.
+            let options = carma_core::Options {
+                forbid: FeatureSet::EMPTY,
+                refine: Some(carma_core::Refine::DEFAULT),
+            };
             let rec = bundle
-                .recommend(&x, FeatureSet::EMPTY, &mut x_cf, &mut scratch)
+                .recommend_with(&x, &options, &mut x_cf, &mut scratch)
                 .unwrap();
             (rec, x_cf)
         })
@@ -1072,4 +1077,74 @@ fn ctrl_c_while_writing_leaves_no_temporary_and_no_output() {
     drop(stdin);
     assert_eq!(status.code(), Some(130));
     assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+/// `carma recommend` refines by default, as `Bundle::recommend_with` with the default `Refine`
+/// does; `--no-refine` gives the networks' proposals (`Bundle::recommend`); both report the
+/// proposal's cost as `cost_unrefined`, and a refined cost never exceeds it when the proposal
+/// reached the margin.
+#[test]
+fn recommend_refines_by_default_and_no_refine_shows_the_proposals() {
+    let dir = TempDir::new("refine");
+    let csv = people_csv(60);
+    let people = write(&dir, "people.csv", &csv);
+    let bytes = fs::read(carma_fixture()).unwrap();
+    let bundle = Bundle::new(&bytes).unwrap();
+    let mut scratch = vec![0.0; bundle.scratch_len()];
+    let run = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "recommend".to_owned(),
+            "--model".to_owned(),
+            carma_fixture().display().to_string(),
+            "--input".to_owned(),
+            people.display().to_string(),
+            "--format".to_owned(),
+            "json".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&ok(carma(args)))).unwrap();
+        v.as_array().unwrap().clone()
+    };
+    let refined = run(&[]);
+    let raw = run(&["--no-refine"]);
+    let (mut changed, mut rejected) = (0, 0);
+    for (k, line) in csv.lines().skip(1).enumerate() {
+        let x: Vec<f32> = line.split(',').skip(1).map(|c| c.parse().unwrap()).collect();
+        let mut x_cf = vec![0.0; 7];
+        let options = carma_core::Options {
+            forbid: FeatureSet::EMPTY,
+            refine: Some(carma_core::Refine::DEFAULT),
+        };
+        let want = bundle
+            .recommend_with(&x, &options, &mut x_cf, &mut scratch)
+            .unwrap();
+        let proposal = bundle
+            .recommend(&x, FeatureSet::EMPTY, &mut x_cf, &mut scratch)
+            .unwrap();
+        let f = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
+        assert_eq!(f(&refined[k]["cost"]), want.cost, "row {k}");
+        assert_eq!(f(&refined[k]["prob_after"]), want.prob_after, "row {k}");
+        assert_eq!(f(&refined[k]["cost_unrefined"]), proposal.cost, "row {k}");
+        assert_eq!(f(&raw[k]["cost"]), proposal.cost, "row {k}");
+        assert_eq!(f(&raw[k]["cost_unrefined"]), proposal.cost, "row {k}");
+        if want.refined && proposal.prob_after >= carma_core::Refine::DEFAULT.min_prob {
+            assert!(want.cost <= proposal.cost, "row {k}");
+        }
+        changed += usize::from(want.refined);
+        rejected += usize::from(!proposal.already_accepted);
+    }
+    assert!(rejected > 5 && changed > 0, "{rejected} rejected, {changed} refined");
+    let bad = fails(
+        carma([
+            "recommend".as_ref(),
+            "--model".as_ref(),
+            carma_fixture().as_os_str(),
+            "--input".as_ref(),
+            people.as_os_str(),
+            "--min-prob".as_ref(),
+            "0.3".as_ref(),
+        ]),
+        2,
+    );
+    assert!(bad.contains("between 0.5 and 1"), "{bad}");
 }

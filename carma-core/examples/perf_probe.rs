@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `STAGE` is `density` (non-zero flow weights), `setup` (load only),
-//! `recommend`, `abduct`, `invert`,
+//! `recommend`, `refined` (recommend with the default refinement), `abduct`, `invert`,
 //! `classify`, `mask` or `action`; each call handles one rejected Loan
 //! individual of `fixtures/bench`, cycling. Instructions per call are
 //! `(Ir(STAGE, N) - Ir(setup, N)) / N`.
@@ -143,6 +143,14 @@ fn main() {
             "setup" => acc += x[0],
             "recommend" => {
                 let r = bundle.recommend(x, FeatureSet::EMPTY, &mut out, &mut scratch);
+                acc += r.map_or(0.0, |r| r.cost);
+            }
+            "refined" => {
+                let options = carma_core::Options {
+                    forbid: FeatureSet::EMPTY,
+                    refine: Some(carma_core::Refine::DEFAULT),
+                };
+                let r = bundle.recommend_with(x, &options, &mut out, &mut scratch);
                 acc += r.map_or(0.0, |r| r.cost);
             }
             "abduct" => {

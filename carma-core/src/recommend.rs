@@ -73,7 +73,7 @@ impl Refine {
 }
 
 /// The probability refinement keeps by default.
-pub const DEFAULT_MIN_PROB: f32 = 0.7;
+pub const DEFAULT_MIN_PROB: f32 = 0.6;
 
 /// The default [`Refine::slack`].
 pub const DEFAULT_SLACK: f32 = 0.15;

@@ -91,10 +91,10 @@ fn main() {
     line("oracle", &o);
     line("carma", &score(&sim, &x, &run_carma_core(&sim, &x)));
     for (min_prob, slack) in [
-        (0.5055f32, 0.0f32),
+        (0.55f32, 0.15f32),
         (0.6, 0.1),
         (0.6, 0.15),
-        (0.6, 0.2),
+        (0.65, 0.15),
         (0.7, 0.15),
     ] {
         let r = carma_core::Refine {
