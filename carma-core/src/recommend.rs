@@ -120,6 +120,7 @@ impl Refiner<'_, '_> {
     /// The counterfactual of `t` in `self.trial`; its probability, cost and
     /// the features that may differ from the factual.
     fn eval(&mut self, t: &Trial) -> Result<(f32, f32, FeatureSet), Error> {
+        let binary = self.bundle.binary();
         for k in t.set.iter() {
             if let (Some(v), Some(&x), Some(&a), Some(&f)) = (
                 self.values.get_mut(k),
@@ -127,7 +128,13 @@ impl Refiner<'_, '_> {
                 self.target.get(k),
                 t.frac.get(k),
             ) {
-                *v = x + f * (a - x);
+                // A binary feature takes its rounded value exactly (it is
+                // only ever dropped, never scaled).
+                *v = if binary.contains(k) {
+                    a
+                } else {
+                    x + f * (a - x)
+                };
             }
         }
         self.trial.copy_from_slice(self.z);
@@ -181,15 +188,27 @@ impl<'a> Bundle<'a> {
             forbid,
             refine: None,
         };
-        self.recommend_with(x_raw, &options, x_cf_raw_out, scratch)
+        self.recommend_impl(x_raw, &options, false, x_cf_raw_out, scratch)
     }
 
     /// [`Bundle::recommend`] with options: the forbidden features and the
-    /// refinement of the proposal ([`Refine`]). Without refinement the
-    /// result is bit for bit that of [`Bundle::recommend`]. With it, the
-    /// cost never exceeds the proposal's and the probability stays at least
-    /// `min_prob` (when the proposal reached it); every step is
-    /// deterministic and runs on the caller's scratch.
+    /// refinement of the proposal ([`Refine`]).
+    ///
+    /// Binary features are exact: the networks' proposal for an intervened
+    /// binary feature is rounded in original units (1 if it is at least
+    /// 0.5, else 0) and applied as a hard intervention (as
+    /// [`Bundle::intervene`] does), so the counterfactual, its probability
+    /// and its cost are those of that exact value, and the counterfactual
+    /// holds exactly 0 or 1. A binary feature whose rounded value is the
+    /// person's own is no change and leaves the mask; if nothing is left,
+    /// the counterfactual is the person and the cost 0. `cost_unrefined`
+    /// is the cost of this rounded proposal. Without binary features in the
+    /// proposal and without refinement the result is bit for bit that of
+    /// [`Bundle::recommend`] (which does not round, for compatibility).
+    ///
+    /// With refinement the cost never exceeds the rounded proposal's and
+    /// the probability stays at least `min_prob` (when the proposal reached
+    /// it); every step is deterministic and runs on the caller's scratch.
     ///
     /// Errors: those of [`Bundle::recommend`], and
     /// [`InputError::BadRefine`] for a `min_prob` that is not in `[0.5, 1]`.
@@ -197,6 +216,19 @@ impl<'a> Bundle<'a> {
         &self,
         x_raw: &[f32],
         options: &Options,
+        x_cf_raw_out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<Recommendation, Error> {
+        self.recommend_impl(x_raw, options, true, x_cf_raw_out, scratch)
+    }
+
+    /// [`Bundle::recommend_with`]; `exact_binary` rounds the intervened
+    /// binary features (off only for [`Bundle::recommend`]'s bits).
+    pub(crate) fn recommend_impl(
+        &self,
+        x_raw: &[f32],
+        options: &Options,
+        exact_binary: bool,
         x_cf_raw_out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<Recommendation, Error> {
@@ -275,14 +307,18 @@ impl<'a> Bundle<'a> {
         let mut prob_after = self.classify_unchecked(x_cf_std, inner)?;
         let mut cost = carma.cost(x_std, x_cf_std, mask, self.actionable());
         finite(&[cost], Quantity::Cost)?;
-        let cost_unrefined = cost;
+        let mut cost_unrefined = cost;
         let mut mask = mask;
         let mut refined = false;
-        if let Some(r) = options.refine.filter(|_| !mask.is_empty()) {
+        let rounding = exact_binary && !mask.intersection(self.binary()).is_empty();
+        if (rounding || options.refine.is_some()) && !mask.is_empty() {
             let (target, rest) = refine_bufs.split_at_mut(d);
             let (values, rest) = rest.split_at_mut(d);
             let (trial, aux) = rest.split_at_mut(d);
             target.copy_from_slice(x_cf_std);
+            if rounding {
+                mask = round_binary(self, x_raw, mask, target);
+            }
             let mut refiner = Refiner {
                 bundle: self,
                 carma,
@@ -295,17 +331,44 @@ impl<'a> Bundle<'a> {
                 aux,
                 inner,
             };
-            let best = refine(&mut refiner, mask, prob_after, cost, r, x_cf_std)?;
-            if let Some((set, p, c, ch)) = best {
-                mask = set;
-                prob_after = p;
-                cost = c;
-                changed = ch;
-                refined = true;
+            if rounding {
+                if mask.is_empty() {
+                    // Every proposed binary change rounds to the person's value.
+                    x_cf_std.copy_from_slice(x_std);
+                    prob_after = prob_before;
+                    cost = 0.0;
+                    changed = FeatureSet::EMPTY;
+                } else {
+                    let all = Trial {
+                        set: mask,
+                        frac: [1.0; MAX_FEATURES],
+                    };
+                    let (p, c, ch) = refiner.eval(&all)?;
+                    finite(&[c], Quantity::Cost)?;
+                    x_cf_std.copy_from_slice(refiner.trial);
+                    prob_after = p;
+                    cost = c;
+                    changed = ch;
+                }
+                cost_unrefined = cost;
+            }
+            if let Some(r) = options.refine.filter(|_| !mask.is_empty()) {
+                let best = refine(&mut refiner, mask, prob_after, cost, r, x_cf_std)?;
+                if let Some((set, p, c, ch)) = best {
+                    mask = set;
+                    prob_after = p;
+                    cost = c;
+                    changed = ch;
+                    refined = true;
+                }
             }
         }
         for (i, (v, &x)) in x_cf_std.iter_mut().zip(x_raw).enumerate() {
             *v = match (changed.contains(i), self.mean(i), self.std(i)) {
+                // An intervened binary feature differs from the person's
+                // value (else rounding dropped it): it is the other one,
+                // exactly.
+                _ if rounding && mask.contains(i) && self.binary().contains(i) => 1.0 - x,
                 (true, Some(m), Some(s)) => *v * s + m,
                 _ => x,
             };
@@ -334,6 +397,27 @@ impl<'a> Bundle<'a> {
         finite(&[cost], Quantity::Cost)?;
         Ok(cost)
     }
+}
+
+/// Rounds each intervened binary feature of the standardized proposal
+/// `target` to 0 or 1 in original units (1 from 0.5 on) and stores the
+/// standardized value of that exact number; returns `mask` without the
+/// binary features whose rounded value is the person's own.
+fn round_binary(b: &Bundle<'_>, x_raw: &[f32], mask: FeatureSet, target: &mut [f32]) -> FeatureSet {
+    let mut out = mask;
+    for k in mask.intersection(b.binary()).iter() {
+        if let (Some(t), Some(&x), Some(m), Some(s)) =
+            (target.get_mut(k), x_raw.get(k), b.mean(k), b.std(k))
+        {
+            let v = if *t * s + m >= 0.5 { 1.0 } else { 0.0 };
+            if v == x {
+                out.remove(k);
+            } else {
+                *t = (v - m) / s;
+            }
+        }
+    }
+    out
 }
 
 /// How far refinement may extend a proposal that misses the margin: at most

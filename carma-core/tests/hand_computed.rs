@@ -408,7 +408,7 @@ fn accessors_describe_the_model() {
 }
 
 #[test]
-fn scratch_of_a_loan_sized_model_is_142_values() {
+fn scratch_of_a_loan_sized_model_is_177_values() {
     use carma_core::format::Activation::{Identity, Relu, Sigmoid};
     use rand::SeedableRng;
     // D = 7, flow hidden 64, classifier 32-32, mask 32-32, action 32-32-32 (SPEC 4, 6).
@@ -425,11 +425,12 @@ fn scratch_of_a_loan_sized_model_is_142_values() {
     carma.action_net = common::random_mlp(&mut rng, &[14, 32, 32, 32, 7], Relu, Identity, 1.0);
     let bytes = spec.to_bytes();
     let b = Bundle::new(&bytes).unwrap();
-    // (layers + 1) D (factual x~, z) + max(flow max(2 D + 64, tracked inversion: 64 hidden
-    // units and 64 change flags), classifier 2 * 32, carma 2 D + 2 * 32) = 14 + 128.
-    assert_eq!(b.scratch_len(), 142);
-    assert_eq!(b.scratch_bytes(), 568);
-    let mut s = vec![0.0; 142];
+    // (layers + 1) D (factual x~, z) + 5 D (refinement: proposal, values, trial, two for
+    // a stacked flow) + max(flow max(2 D + 64, tracked inversion: 64 hidden units and 64
+    // change flags), classifier 2 * 32, carma 2 D + 2 * 32) = 14 + 35 + 128.
+    assert_eq!(b.scratch_len(), 177);
+    assert_eq!(b.scratch_bytes(), 708);
+    let mut s = vec![0.0; 177];
     let mut out = [0.0f32; 7];
     let x: Vec<f32> = (0..7)
         .map(|i| if b.is_binary(i) { 1.0 } else { 0.1 })

@@ -88,7 +88,9 @@ fn ten_thousand_recommendations_allocate_nothing() {
                 forbid,
                 refine: Some(carma_core::Refine::DEFAULT),
             };
-            let rec = bundle.recommend_with(x, &options, &mut out, scratch).unwrap();
+            let rec = bundle
+                .recommend_with(x, &options, &mut out, scratch)
+                .unwrap();
             refined += usize::from(rec.refined);
             bundle
                 .intervene(&x_std, rec.mask, &values, &mut out, scratch)

@@ -545,3 +545,15 @@ pub fn hand_spec() -> Spec {
         }),
     }
 }
+
+/// `spec` with every binary feature made actionable (the random specs keep
+/// binary features fixed); the random streams are not touched, so the
+/// model is otherwise the same.
+pub fn with_binary_actionable(mut spec: Spec) -> Spec {
+    for (a, &b) in spec.actionable.iter_mut().zip(&spec.binary) {
+        if b == 1 {
+            *a = 1;
+        }
+    }
+    spec
+}
