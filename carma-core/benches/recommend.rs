@@ -139,10 +139,7 @@ fn loan(c: &mut Criterion) {
     });
     // Refinement (docs/MATH.md, section 6) on top of the same proposals: the
     // difference to recommend_rejected is what refinement costs.
-    let refined = carma_core::Options {
-        forbid: FeatureSet::EMPTY,
-        refine: Some(carma_core::Refine::DEFAULT),
-    };
+    let refined = carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
     g.bench_function("recommend_rejected_refined", |b| {
         per_case(b, &rejected, |c| -> Recommendation {
             bundle

@@ -29,10 +29,7 @@ impl<'a> Bundle<'a> {
         results: &mut [Result<Recommendation, Error>],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
-        let options = Options {
-            forbid,
-            refine: None,
-        };
+        let options = Options::new(forbid, None);
         self.batch_impl(xs, &options, false, out, results, scratch)
     }
 

@@ -10,7 +10,7 @@ use crate::FeatureSet;
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity, Section, ValidationError};
 use crate::flow::{Fixed, Flow, Track};
-use crate::format::{Activation, BundleWire, MAX_LAYERS, MetricsWire};
+use crate::format::{Activation, BundleWire, Direction, MAX_LAYERS, MetricsWire};
 use crate::graph::{check_features, flags};
 use crate::le::F32s;
 use crate::mlp::{Mlp, check_finite};
@@ -215,6 +215,23 @@ impl<'a> Bundle<'a> {
     /// The scaler's standard deviation of feature `i`.
     pub fn std(&self, i: usize) -> Option<f32> {
         self.std.get(i)
+    }
+
+    /// The bounds `(min, max)` a recommendation keeps feature `i` within,
+    /// in original units (`None` out of range).
+    pub fn bounds(&self, i: usize) -> Option<(f32, f32)> {
+        if i < self.d {
+            Some((f32::NEG_INFINITY, f32::INFINITY))
+        } else {
+            None
+        }
+    }
+
+    /// The direction a recommendation may change feature `i` in
+    /// ([`Direction::Any`] out of range).
+    pub fn direction(&self, i: usize) -> Direction {
+        let _ = i;
+        Direction::Any
     }
 
     /// The causal normalizing flow.

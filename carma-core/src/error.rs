@@ -195,6 +195,8 @@ pub enum Argument {
     Input,
     /// The output slice.
     Output,
+    /// A per-request bound (`Limits::min` or `Limits::max`).
+    Limits,
 }
 
 /// Why the caller's arguments to an operation were refused.
@@ -234,6 +236,12 @@ pub enum InputError {
     },
     /// A refinement's `min_prob` is not in `[0.5, 1]`.
     BadRefine,
+    /// Per-request limits that make no sense for a feature: a NaN bound,
+    /// `min > max`, or both increase- and decrease-only.
+    BadLimits {
+        /// Feature index.
+        index: usize,
+    },
 }
 
 /// A result of an operation, named in [`Error::NotFinite`].
@@ -444,6 +452,7 @@ impl fmt::Display for InputError {
                 let what = match argument {
                     Argument::Input => "input",
                     Argument::Output => "output",
+                    Argument::Limits => "limits",
                 };
                 write!(f, "{what} has length {found}, expected {expected}")
             }
@@ -458,6 +467,10 @@ impl fmt::Display for InputError {
             InputError::BadRefine => {
                 f.write_str("the refinement's minimum probability must be in [0.5, 1]")
             }
+            InputError::BadLimits { index } => write!(
+                f,
+                "the limits of feature {index} are contradictory (NaN, min above max, or both increase- and decrease-only)"
+            ),
         }
     }
 }

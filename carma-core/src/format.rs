@@ -77,6 +77,38 @@ pub fn weights_to_wire(n_in: usize, n_out: usize, row_major: &[f32], wire: &mut 
     true
 }
 
+/// Which way a feature may be changed by a recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Up or down.
+    Any,
+    /// Only up (age can only grow).
+    Increase,
+    /// Only down (a debt can only be paid down).
+    Decrease,
+}
+
+impl Direction {
+    /// The wire byte: 0 any, 1 increase, 2 decrease.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Direction::Any => 0,
+            Direction::Increase => 1,
+            Direction::Decrease => 2,
+        }
+    }
+
+    /// The direction of a wire byte, `None` for any other byte.
+    pub const fn from_byte(b: u8) -> Option<Direction> {
+        match b {
+            0 => Some(Direction::Any),
+            1 => Some(Direction::Increase),
+            2 => Some(Direction::Decrease),
+            _ => None,
+        }
+    }
+}
+
 /// An activation function, applied elementwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {

@@ -84,4 +84,5 @@ mod schedule;
 pub use bundle::Bundle;
 pub use error::Error;
 pub use feature_set::FeatureSet;
-pub use recommend::{Options, Recommendation, Refine};
+pub use format::Direction;
+pub use recommend::{Limits, Options, Recommendation, Refine, Status};

@@ -154,7 +154,7 @@ fn do_holds_the_latents_of_every_feature_not_intervened_on() {
     assert!(checked[0] > 50 && checked[1] > 50, "{checked:?}");
 }
 
-fn refine(min_prob: f32, slack: f32) -> Options {
+fn refine(min_prob: f32, slack: f32) -> Options<'static> {
     Options {
         forbid: FeatureSet::EMPTY,
         refine: Some(Refine {
@@ -162,6 +162,7 @@ fn refine(min_prob: f32, slack: f32) -> Options {
             steps: 6,
             slack,
         }),
+        limits: carma_core::Limits::NONE,
     }
 }
 
@@ -243,10 +244,7 @@ fn refinement_is_deterministic_whatever_the_scratch_held() {
             let ra = b
                 .recommend_with(
                     &x,
-                    &Options {
-                        forbid: FeatureSet::EMPTY,
-                        refine: Some(Refine::DEFAULT),
-                    },
+                    &Options::new(FeatureSet::EMPTY, Some(Refine::DEFAULT)),
                     &mut a,
                     &mut clean,
                 )
@@ -254,10 +252,7 @@ fn refinement_is_deterministic_whatever_the_scratch_held() {
             let rc = b
                 .recommend_with(
                     &x,
-                    &Options {
-                        forbid: FeatureSet::EMPTY,
-                        refine: Some(Refine::DEFAULT),
-                    },
+                    &Options::new(FeatureSet::EMPTY, Some(Refine::DEFAULT)),
                     &mut c,
                     &mut dirty,
                 )
@@ -360,10 +355,7 @@ fn binary_actionable_features_get_exactly_0_or_1_and_are_costed_there() {
             let options = if i % 2 == 0 {
                 refine(0.7, 0.15)
             } else {
-                Options {
-                    forbid: FeatureSet::EMPTY,
-                    refine: None,
-                }
+                Options::new(FeatureSet::EMPTY, None)
             };
             let (mut raw_cf, mut cf) = (vec![0.0; d], vec![0.0; d]);
             let raw = b
@@ -432,10 +424,7 @@ fn the_hand_models_binary_proposal_is_rounded_and_applied_exactly() {
         .unwrap();
     assert_eq!(raw.mask, set(&[0, 1]));
     assert_eq!(raw_cf[0], -1.0, "recommend() keeps the networks' value");
-    let opts = Options {
-        forbid: FeatureSet::EMPTY,
-        refine: None,
-    };
+    let opts = Options::new(FeatureSet::EMPTY, None);
     let r = b.recommend_with(&x, &opts, &mut cf, &mut s).unwrap();
     assert_eq!(r.mask, set(&[0, 1]));
     assert_eq!(cf[0], 0.0);

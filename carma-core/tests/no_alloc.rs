@@ -84,10 +84,7 @@ fn ten_thousand_recommendations_allocate_nothing() {
             bundle.recommend(x, forbid, &mut out, scratch).unwrap()
         } else {
             // Refinement and hard interventions: the same guarantee.
-            let options = carma_core::Options {
-                forbid,
-                refine: Some(carma_core::Refine::DEFAULT),
-            };
+            let options = carma_core::Options::new(forbid, Some(carma_core::Refine::DEFAULT));
             let rec = bundle
                 .recommend_with(x, &options, &mut out, scratch)
                 .unwrap();

@@ -96,10 +96,7 @@ fn check_refined(
     x_cf: &[f32; cases::N_FEATURES],
     scratch: &mut [f32],
 ) -> Option<Option<i32>> {
-    let options = Options {
-        forbid,
-        refine: Some(Refine::DEFAULT),
-    };
+    let options = Options::new(forbid, Some(Refine::DEFAULT));
     let (mut a, mut b) = ([0.0f32; cases::N_FEATURES], [0.0f32; cases::N_FEATURES]);
     let (Ok(ra), Ok(rb)) = (
         bundle.recommend_with(x, &options, &mut a, scratch),

@@ -602,7 +602,7 @@ impl Worker {
         let mut tally = Tally::default();
         self.out.clear();
         for (k, (x, &(row, line))) in self.rows.xs.chunks(d).zip(&self.rows.info).enumerate() {
-            let options = carma_core::Options { forbid, refine };
+            let options = carma_core::Options::new(forbid, refine);
             let rec = bundle
                 .recommend_with(x, &options, &mut self.x_cf, &mut self.scratch)
                 .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
@@ -612,10 +612,7 @@ impl Worker {
             e.fill(style, row, x, &self.x_cf, rec);
             if !forbid.is_empty() && !rec.already_accepted && !rec.accepted {
                 // Would the person have had an accepted recommendation without --forbid?
-                let options = carma_core::Options {
-                    forbid: FeatureSet::EMPTY,
-                    refine,
-                };
+                let options = carma_core::Options::new(FeatureSet::EMPTY, refine);
                 let alt = bundle
                     .recommend_with(x, &options, &mut self.x_alt, &mut self.scratch)
                     .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
