@@ -43,6 +43,10 @@ pub enum Section {
     Parents,
     /// `features.order`.
     Order,
+    /// `features.min` and `features.max`.
+    Bounds,
+    /// `features.direction`.
+    Direction,
     /// `scaler.mean`.
     Mean,
     /// `scaler.std`.
@@ -125,7 +129,8 @@ pub enum ValidationError {
         index: usize,
     },
     /// A value is outside its allowed range (`std` and `cost_range` must be
-    /// positive, `weights` non-negative, `clamp_lo < clamp_hi`).
+    /// positive, `weights` non-negative, `clamp_lo < clamp_hi`, a feature's
+    /// `min <= max`, a direction byte 0, 1 or 2).
     OutOfRange {
         /// Which section.
         section: Section,
@@ -334,6 +339,8 @@ impl fmt::Display for Section {
             Section::Actionable => "actionable flags",
             Section::Parents => "parent matrix",
             Section::Order => "topological order",
+            Section::Bounds => "feature bounds",
+            Section::Direction => "feature directions",
             Section::Mean => "scaler mean",
             Section::Std => "scaler std",
             Section::Metrics => "metrics",

@@ -1,4 +1,4 @@
-//! The bundle's wire format (version 2).
+//! The bundle's wire format (version 3).
 //!
 //! A bundle file is
 //!
@@ -35,7 +35,11 @@ use crate::error::{Error, FormatError};
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"CARMA\0BN";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
+///
+/// Version 3 added the per-feature bounds and directions
+/// ([`FeaturesWire::min`], [`FeaturesWire::max`], [`FeaturesWire::direction`]);
+/// version 2 bundles are refused with the version error (re-export them).
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes before the body: magic, version, body length.
 pub const HEADER_LEN: usize = 8 + 2 + 4;
 /// Bytes after the body: the CRC-32.
@@ -155,7 +159,24 @@ pub struct FeaturesWire<'a> {
     /// `D` bytes: a topological order of the graph (parents before children).
     #[serde(borrow)]
     pub order: &'a [u8],
+    /// `D` lower bounds (original units, finite, `f32` LE): no recommendation
+    /// sets a feature below its bound. By default the training minimum less
+    /// [`BOUND_MARGIN`] of the training range (0 for a binary feature).
+    #[serde(borrow)]
+    pub min: &'a [u8],
+    /// `D` upper bounds, as `min` (`min[i] <= max[i]`).
+    #[serde(borrow)]
+    pub max: &'a [u8],
+    /// `D` bytes: the direction a recommendation may move each feature,
+    /// [`Direction::to_byte`] (0 any, 1 increase only, 2 decrease only).
+    #[serde(borrow)]
+    pub direction: &'a [u8],
 }
+
+/// The default bounds' margin: the training range widened by this fraction
+/// of itself on each side (so a recommendation may go a little beyond what
+/// the data shows, never far).
+pub const BOUND_MARGIN: f32 = 0.1;
 
 /// Per-feature standardization `x~ = (x - mean) / std` (SPEC section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -322,3 +322,63 @@ fn contradictory_limits_are_refused() {
         Err(InputError::UnknownFeature { index: 5 }.into())
     );
 }
+
+/// The bundle's own bounds and directions (format version 3) hold without
+/// any per-request limit, and inputs outside the bounds are flagged.
+#[test]
+fn bundle_bounds_and_directions_hold_and_out_of_range_inputs_are_flagged() {
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let (mut people, mut flagged, mut changed) = (0usize, 0usize, 0usize);
+    for seed in 0..80 {
+        let mut spec = common::with_binary_actionable(random_spec(seed, &Shape::random(&mut rng)));
+        let d = spec.d();
+        for k in (0..d).filter(|&k| spec.binary[k] == 0) {
+            spec.min[k] = spec.mean[k] - 1.5 * spec.std[k];
+            spec.max[k] = spec.mean[k] + 1.5 * spec.std[k];
+            spec.direction[k] = rng.random_range(0..3);
+        }
+        let bytes = spec.to_bytes();
+        let b = Bundle::new(&bytes).unwrap();
+        let mut s = vec![f32::NAN; b.scratch_len()];
+        let mut cf = vec![0.0; d];
+        for i in 0..30 {
+            let x = random_input(&mut rng, &spec);
+            let refine = if i % 2 == 0 {
+                Some(Refine::DEFAULT)
+            } else {
+                None
+            };
+            let r = b
+                .recommend_with(
+                    &x,
+                    &Options::new(FeatureSet::EMPTY, refine),
+                    &mut cf,
+                    &mut s,
+                )
+                .unwrap();
+            people += 1;
+            let outside: FeatureSet = (0..d)
+                .filter(|&k| x[k] < spec.min[k] || x[k] > spec.max[k])
+                .collect();
+            assert_eq!(r.out_of_range, outside);
+            assert_eq!(b.out_of_range(&x), outside);
+            flagged += usize::from(!outside.is_empty());
+            for k in r.mask.iter() {
+                changed += 1;
+                assert!(
+                    spec.min[k] <= cf[k] && cf[k] <= spec.max[k],
+                    "seed {seed}: {k}"
+                );
+                match spec.direction[k] {
+                    1 => assert!(cf[k] > x[k], "seed {seed}: {k} must increase"),
+                    2 => assert!(cf[k] < x[k], "seed {seed}: {k} must decrease"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(
+        people == 2400 && flagged > 300 && changed > 500,
+        "{people} {flagged} {changed}"
+    );
+}
