@@ -277,7 +277,7 @@ fn inspect_reports_metadata_features_sizes_and_metrics() {
     let text = stdout(&ok(carma(["inspect".as_ref(), model.as_os_str()])));
     for needle in [
         "dataset          loan",
-        "format version   2",
+        "format version   3",
         "no CARMA networks",
         "education",
         "gender, age",

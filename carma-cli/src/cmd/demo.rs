@@ -86,10 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let refine = crate::cmd::recommend::refinement(
-        args.no_refine,
-        carma_core::recommend::DEFAULT_MIN_PROB,
-    );
+    let refine =
+        crate::cmd::recommend::refinement(args.no_refine, carma_core::recommend::DEFAULT_MIN_PROB);
     let (figures, shown) = recommend_test(&bundle, &sim, args.show, refine, args.oracle_sample)?;
     println!();
     if shown.is_empty() {
@@ -150,7 +148,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             100.0 * ours,
             100.0 * theirs,
             figures.sample.len(),
-            if theirs > 0.0 { ours / theirs } else { f64::NAN },
+            if theirs > 0.0 {
+                ours / theirs
+            } else {
+                f64::NAN
+            },
             1e3 * start.elapsed().as_secs_f64() / k,
         );
     }
