@@ -360,16 +360,29 @@ fn labels(t: &Table) -> Result<&Array1<f64>, PipelineError> {
     t.y().ok_or(PipelineError::NoLabels)
 }
 
+/// The next `f32` above the finite `f` (`f32::MAX` stays).
+fn f32_up(f: f32) -> f32 {
+    if f == f32::MAX {
+        f
+    } else if f == 0.0 {
+        f32::from_bits(1)
+    } else if f > 0.0 {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f32::from_bits(f.to_bits() - 1)
+    }
+}
+
 /// The largest `f32` not above `v` (finite).
 fn f32_floor(v: f64) -> f32 {
     let f = (v as f32).clamp(-f32::MAX, f32::MAX);
-    if f64::from(f) > v { f.next_down() } else { f }
+    if f64::from(f) > v { -f32_up(-f) } else { f }
 }
 
 /// The smallest `f32` not below `v` (finite).
 fn f32_ceil(v: f64) -> f32 {
     let f = (v as f32).clamp(-f32::MAX, f32::MAX);
-    if f64::from(f) < v { f.next_up() } else { f }
+    if f64::from(f) < v { f32_up(f) } else { f }
 }
 
 /// Per-feature max - min of the standardized rows (the cost denominator).
@@ -905,6 +918,20 @@ mod tests {
         assert!(m.classifier_test_accuracy.unwrap() > 0.7);
         assert!(m.flow_test_loglik.unwrap().is_finite());
         assert!(m.carma_coverage.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn bounds_round_outward_to_f32() {
+        for v in [
+            0.1f64, -0.1, 1e-40, -1e-40, 3.3e38, -3.3e38, 0.0, 1.5, -2.75,
+        ] {
+            let (lo, hi) = (f32_floor(v), f32_ceil(v));
+            assert!(f64::from(lo) <= v && f64::from(hi) >= v, "{v}: {lo} {hi}");
+            assert!(lo.is_finite() && hi.is_finite());
+            assert!(f32_up(lo) >= hi || f64::from(lo) == v, "{v}: tight");
+        }
+        assert_eq!(f32_up(-0.0), f32::from_bits(1));
+        assert_eq!(f32_up(-1.0), -0.99999994);
     }
 
     /// The bundle bounds each feature by its training range widened by 10 %

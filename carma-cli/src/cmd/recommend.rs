@@ -749,7 +749,7 @@ impl Worker {
                     RowLimit::Min(i) => self.row_min[i] = v,
                     RowLimit::Max(i) => self.row_max[i] = v,
                     RowLimit::MaxChanges => {
-                        if !(v >= 0.0 && v <= 64.0 && v.fract() == 0.0) {
+                        if !((0.0..=64.0).contains(&v) && v.fract() == 0.0) {
                             return Err(Failure::Row(anyhow::anyhow!(
                                 "{}: line {line} (data row {row}), column 'max_changes': \
                                  expected a whole number from 0 to 64, found {v}",
