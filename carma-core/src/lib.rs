@@ -69,6 +69,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod alternatives;
 mod batch;
 pub mod bundle;
 pub mod carma;
