@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use carma_core::{Bundle, FeatureSet, Recommendation};
+use carma_core::{Bundle, FeatureSet, Recommendation, Status};
 
 use crate::model;
 
@@ -58,6 +58,10 @@ pub struct Explanation {
     /// Set when features were forbidden and no accepted recommendation is left: the forbidden
     /// features and what the model would recommend without them forbidden.
     pub forbidden_left_none: Option<(FeatureSet, Unrestricted)>,
+    /// The request's `max_changes`, when it bound the recommendation.
+    pub max_changes: Option<u8>,
+    /// The person's values (original units), for the out-of-range notes.
+    pub x: Vec<f32>,
 }
 
 impl Explanation {
@@ -85,6 +89,8 @@ impl Explanation {
             consequences: Vec::new(),
             x_cf: Vec::new(),
             forbidden_left_none: None,
+            max_changes: None,
+            x: Vec::new(),
         }
     }
 
@@ -120,6 +126,9 @@ impl Explanation {
         }
         self.x_cf.clear();
         self.x_cf.extend_from_slice(x_cf);
+        self.x.clear();
+        self.x.extend_from_slice(x);
+        self.max_changes = None;
     }
 
     /// Set the identifier, reusing the string's memory.
@@ -129,15 +138,62 @@ impl Explanation {
         s.push_str(id);
     }
 
-    /// `already accepted`, `accepted after the recommendation`, or `not accepted`.
+    /// `already accepted`, `accepted after the recommendation`, `no recommendation within your
+    /// limits` (the limits bound and nothing accepted is left), or `not accepted` (nothing
+    /// limited the model and it found nothing accepted).
     pub fn status(&self) -> &'static str {
-        if self.rec.already_accepted {
-            "already accepted"
-        } else if self.rec.accepted {
-            "accepted after the recommendation"
-        } else {
-            "not accepted"
+        match self.rec.status {
+            Status::AlreadyAccepted => "already accepted",
+            Status::Recommended => "accepted after the recommendation",
+            Status::NoneWithinLimits => "no recommendation within your limits",
+            Status::NotReached => "not accepted",
         }
+    }
+
+    /// Which limits bound the recommendation, in words (empty if none did): the features a
+    /// bound or a direction held back, the maximum number of changes, the forbidden features.
+    pub fn limit_reason(&self, bundle: &Bundle<'_>) -> String {
+        let mut parts = Vec::new();
+        if !self.rec.bound_by_limit.is_empty() {
+            let names = set_names(bundle, self.rec.bound_by_limit);
+            parts.push(format!(
+                "{} held back by {} bounds or direction",
+                join(&names),
+                if names.len() == 1 { "its" } else { "their" }
+            ));
+        }
+        if self.rec.max_changes_bound {
+            parts.push(match self.max_changes {
+                Some(n) => format!(
+                    "at most {n} change{} allowed",
+                    if n == 1 { "" } else { "s" }
+                ),
+                None => "the maximum number of changes".to_owned(),
+            });
+        }
+        if let Some((forbid, _)) = &self.forbidden_left_none {
+            parts.push(format!("{} forbidden", join(&set_names(bundle, *forbid))));
+        }
+        parts.join("; ")
+    }
+
+    /// One note per input value outside the model's bounds (the training range and its margin).
+    pub fn out_of_range_notes(&self, bundle: &Bundle<'_>) -> Vec<String> {
+        self.rec
+            .out_of_range
+            .iter()
+            .map(|i| {
+                let (lo, hi) = bundle
+                    .bounds(i)
+                    .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+                format!(
+                    "{} = {} is outside the range the model knows ({lo} to {hi}); the answer is \
+                     less reliable",
+                    model::name(bundle, i),
+                    self.x.get(i).copied().unwrap_or(f32::NAN)
+                )
+            })
+            .collect()
     }
 
     /// Plain language, one paragraph (ending in a newline).
@@ -167,12 +223,34 @@ impl Explanation {
             out.extend_from_slice(b"already accepted (p = ");
             write_fixed(out, r.prob_before, 2);
             out.extend_from_slice(b"). Nothing to change.\n");
+            for note in self.out_of_range_notes(bundle) {
+                out.extend_from_slice(b"  Note: ");
+                out.extend_from_slice(note.as_bytes());
+                out.push(b'\n');
+            }
             return;
         }
         out.extend_from_slice(b"rejected (p = ");
         write_fixed(out, r.prob_before, 2);
         out.extend_from_slice(b"). ");
-        if self.actions.is_empty() {
+        if r.status == Status::NoneWithinLimits {
+            out.extend_from_slice(b"No recommendation within your limits (");
+            out.extend_from_slice(self.limit_reason(bundle).as_bytes());
+            out.extend_from_slice(b"): the best change the model found within them leaves p = ");
+            write_fixed(out, r.prob_after, 2);
+            out.extend_from_slice(b", so none is given.");
+        } else if !r.accepted && !self.actions.is_empty() {
+            out.extend_from_slice(b"No recommendation: the best change the model found (to ");
+            let names: Vec<String> = self
+                .actions
+                .iter()
+                .map(|c| style.names[c.feature].clone())
+                .collect();
+            out.extend_from_slice(join(&names).as_bytes());
+            out.extend_from_slice(b") still leaves p = ");
+            write_fixed(out, r.prob_after, 2);
+            out.extend_from_slice(b", so none is given.");
+        } else if self.actions.is_empty() {
             out.extend_from_slice(b"No recommendation: no feature that may be changed would help.");
         } else {
             // "raise income from 1.20 to 2.85 and savings from 0.40 to 3.10": a verb is said
@@ -199,17 +277,22 @@ impl Explanation {
                     style.write_move(out, c);
                 }
             }
-            if r.accepted {
-                out.extend_from_slice(b". Then accepted (p = ");
-                write_fixed(out, r.prob_after, 2);
-                out.extend_from_slice(b").");
-            } else {
-                out.extend_from_slice(b". Even then still rejected (p = ");
-                write_fixed(out, r.prob_after, 2);
-                out.extend_from_slice(b"): the best the model found.");
+            out.extend_from_slice(b". Then accepted (p = ");
+            write_fixed(out, r.prob_after, 2);
+            out.extend_from_slice(b").");
+            let reason = self.limit_reason(bundle);
+            if !reason.is_empty() {
+                out.extend_from_slice(b" Within your limits: ");
+                out.extend_from_slice(reason.as_bytes());
+                out.push(b'.');
             }
         }
         out.push(b'\n');
+        for note in self.out_of_range_notes(bundle) {
+            out.extend_from_slice(b"  Note: ");
+            out.extend_from_slice(note.as_bytes());
+            out.push(b'\n');
+        }
         if let Some(w) = self.warning(bundle) {
             out.extend_from_slice(b"  Warning: ");
             out.extend_from_slice(w.as_bytes());
@@ -264,6 +347,10 @@ impl Explanation {
                     .collect(),
             ),
             warning: self.warning(bundle),
+            bound_by_limit: set_names(bundle, self.rec.bound_by_limit),
+            max_changes_bound: self.rec.max_changes_bound,
+            limit_reason: Some(self.limit_reason(bundle)).filter(|r| !r.is_empty()),
+            out_of_range: set_names(bundle, self.rec.out_of_range),
         }
     }
 
@@ -287,7 +374,7 @@ impl Explanation {
         for i in 0..bundle.n_features() {
             h.push(format!("{}_recommended", model::name(bundle, i)));
         }
-        h.push("warning".into());
+        h.extend(["warning", "bound_by_limit", "out_of_range"].map(String::from));
         h
     }
 }
@@ -295,7 +382,8 @@ impl Explanation {
 impl Explanation {
     /// Append one CSV line: the row, the id, the status, the probabilities, the cost, the
     /// actions and consequences (`;`-separated), the recommended value of every feature, the
-    /// warning. Quoted as the `csv` crate's writer quotes (a field holding a comma, a quote or a line break is put in quotes, its
+    /// warning, the features a limit held back and the inputs outside the model's range
+    /// (`;`-separated). Quoted as the `csv` crate's writer quotes (a field holding a comma, a quote or a line break is put in quotes, its
     /// quotes doubled).
     pub fn write_csv(&self, bundle: &Bundle<'_>, style: &Style, out: &mut Vec<u8>) {
         let r = &self.rec;
@@ -327,6 +415,16 @@ impl Explanation {
         match self.warning(bundle) {
             Some(w) => csv_field(out, |o| o.extend_from_slice(w.as_bytes())),
             None => out.push(b','),
+        }
+        for set in [r.bound_by_limit, r.out_of_range] {
+            csv_field(out, |o| {
+                for (k, i) in set.iter().enumerate() {
+                    if k > 0 {
+                        o.push(b';');
+                    }
+                    o.extend_from_slice(style.names[i].as_bytes());
+                }
+            });
         }
         out.push(b'\n');
     }
@@ -783,6 +881,14 @@ struct Person<'s, 'n> {
     consequences: Vec<ChangeJson<'n>>,
     recommended: Profile<'n>,
     warning: Option<String>,
+    /// Features a bound or a direction held back.
+    bound_by_limit: Vec<String>,
+    /// The maximum number of changes left some out.
+    max_changes_bound: bool,
+    /// Which limits bound, in words.
+    limit_reason: Option<String>,
+    /// Input features outside the model's bounds.
+    out_of_range: Vec<String>,
 }
 
 #[derive(serde::Serialize)]

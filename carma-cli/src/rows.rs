@@ -85,6 +85,52 @@ pub struct Layout {
     pub n_cells: usize,
     /// The `--id` column.
     pub id: Option<usize>,
+    /// Per-row limit columns (`<feature>_min`, `<feature>_max`, `max_changes`) and what each
+    /// limits.
+    pub limits: Vec<(usize, RowLimit)>,
+}
+
+/// What a per-row limit column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLimit {
+    /// `<feature>_min`: the lowest value a recommendation may set.
+    Min(usize),
+    /// `<feature>_max`: the highest.
+    Max(usize),
+    /// `max_changes`: at most this many features changed.
+    MaxChanges,
+}
+
+/// The per-row limit columns of a header: `max_changes`, and `<feature>_min` / `<feature>_max`
+/// for a feature of the model (a column that is itself a feature is not a limit).
+pub fn limit_columns(header: &[String], features: &[String]) -> Vec<(usize, RowLimit)> {
+    let mut out = Vec::new();
+    for (j, name) in header.iter().enumerate() {
+        if features.contains(name) {
+            continue;
+        }
+        let feature = |suffix: &str| {
+            name.strip_suffix(suffix)
+                .and_then(|f| features.iter().position(|n| n == f))
+        };
+        if name == "max_changes" {
+            out.push((j, RowLimit::MaxChanges));
+        } else if let Some(i) = feature("_min") {
+            out.push((j, RowLimit::Min(i)));
+        } else if let Some(i) = feature("_max") {
+            out.push((j, RowLimit::Max(i)));
+        }
+    }
+    out
+}
+
+/// A limit cell: empty for none (NaN), else a finite number.
+fn limit_cell(text: &str) -> Option<f32> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Some(f32::NAN);
+    }
+    t.parse::<f32>().ok().filter(|v| v.is_finite())
 }
 
 /// Parsed rows of one slice: features (`D` per row, graph order, as `f32`), the 1-based data row
@@ -99,6 +145,8 @@ pub struct Parsed {
     pub ids: String,
     /// End of each row's id in `ids`.
     pub id_ends: Vec<usize>,
+    /// Each row's per-row limit cells, one per `Layout::limits` entry (NaN for an empty cell).
+    pub limits: Vec<f32>,
     /// Byte offsets of the commas of the line being parsed (reused).
     commas: Vec<usize>,
 }
@@ -110,6 +158,7 @@ impl Parsed {
         self.info.clear();
         self.ids.clear();
         self.id_ends.clear();
+        self.limits.clear();
     }
 
     /// Row `k`'s id (empty without `--id`).
@@ -181,6 +230,12 @@ pub fn parse_plain(
             }
             out.xs.push(v as f32);
         }
+        for &(j, _) in &layout.limits {
+            let Some(v) = limit_cell(cell(j)) else {
+                return false;
+            };
+            out.limits.push(v);
+        }
         if let Some(j) = layout.id {
             let id = cell(j);
             out.push_id(id);
@@ -189,6 +244,22 @@ pub fn parse_plain(
         row += 1;
     }
     true
+}
+
+/// The column name of a per-row limit.
+fn limit_name(graph: &CausalGraph, what: RowLimit) -> String {
+    let name = |i: usize| {
+        graph
+            .features()
+            .get(i)
+            .map_or("?", |f| f.name.as_str())
+            .to_owned()
+    };
+    match what {
+        RowLimit::Min(i) => format!("{}_min", name(i)),
+        RowLimit::Max(i) => format!("{}_max", name(i)),
+        RowLimit::MaxChanges => "max_changes".to_owned(),
+    }
 }
 
 /// What [`parse_with_csv`] needs besides the slice: the header bytes exactly as read (through
@@ -214,6 +285,7 @@ pub fn parse_with_csv(
     s: &[u8],
     src: &CsvSource<'_>,
     id: Option<usize>,
+    limits: &[(usize, RowLimit)],
     first_row: usize,
     newlines: u64,
     out: &mut Parsed,
@@ -272,6 +344,18 @@ pub fn parse_with_csv(
     while let Some(r) = rows.read_into(&mut x).map_err(shift)? {
         out.xs.extend(x.iter().map(|&v| v as f32));
         out.info.push((r.row + dr, r.line + dl));
+        for &(j, what) in limits {
+            let text = rows.raw_record().get(j).unwrap_or_default();
+            let v = limit_cell(text).ok_or_else(|| DataError::BadCell {
+                file: src.file.to_owned(),
+                row: r.row + dr,
+                line: r.line + dl,
+                column: limit_name(src.graph, what),
+                value: text.to_owned(),
+                expected: "a finite number or an empty cell (no limit)",
+            })?;
+            out.limits.push(v);
+        }
         if let Some(j) = id {
             out.push_id(rows.raw_record().get(j).unwrap_or_default());
         }

@@ -277,7 +277,7 @@ fn inspect_reports_metadata_features_sizes_and_metrics() {
     let text = stdout(&ok(carma(["inspect".as_ref(), model.as_os_str()])));
     for needle in [
         "dataset          loan",
-        "format version   2",
+        "format version   3",
         "no CARMA networks",
         "education",
         "gender, age",
@@ -1109,7 +1109,11 @@ fn recommend_refines_by_default_and_no_refine_shows_the_proposals() {
     let raw = run(&["--no-refine"]);
     let (mut changed, mut rejected) = (0, 0);
     for (k, line) in csv.lines().skip(1).enumerate() {
-        let x: Vec<f32> = line.split(',').skip(1).map(|c| c.parse().unwrap()).collect();
+        let x: Vec<f32> = line
+            .split(',')
+            .skip(1)
+            .map(|c| c.parse().unwrap())
+            .collect();
         let mut x_cf = vec![0.0; 7];
         let options = carma_core::Options {
             forbid: FeatureSet::EMPTY,
@@ -1133,7 +1137,10 @@ fn recommend_refines_by_default_and_no_refine_shows_the_proposals() {
         changed += usize::from(want.refined);
         rejected += usize::from(!proposal.already_accepted);
     }
-    assert!(rejected > 5 && changed > 0, "{rejected} rejected, {changed} refined");
+    assert!(
+        rejected > 5 && changed > 0,
+        "{rejected} rejected, {changed} refined"
+    );
     let bad = fails(
         carma([
             "recommend".as_ref(),

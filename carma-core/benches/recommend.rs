@@ -139,10 +139,7 @@ fn loan(c: &mut Criterion) {
     });
     // Refinement (docs/MATH.md, section 6) on top of the same proposals: the
     // difference to recommend_rejected is what refinement costs.
-    let refined = carma_core::Options {
-        forbid: FeatureSet::EMPTY,
-        refine: Some(carma_core::Refine::DEFAULT),
-    };
+    let refined = carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
     g.bench_function("recommend_rejected_refined", |b| {
         per_case(b, &rejected, |c| -> Recommendation {
             bundle
@@ -260,6 +257,9 @@ fn chain_bundle(d: usize, seed: u64) -> Vec<u8> {
         actionable: vec![1; d],
         parents: graph.matrix(),
         order: graph.order.iter().map(|&i| i as u8).collect(),
+        min: vec![-1e6; d],
+        max: vec![1e6; d],
+        direction: vec![0; d],
         mean: vec![0.0; d],
         std: vec![1.0; d],
         flow_layers: 1,

@@ -29,11 +29,8 @@ impl<'a> Bundle<'a> {
         results: &mut [Result<Recommendation, Error>],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
-        let options = Options {
-            forbid,
-            refine: None,
-        };
-        self.recommend_batch_with(xs, &options, out, results, scratch)
+        let options = Options::new(forbid, None);
+        self.batch_impl(xs, &options, false, out, results, scratch)
     }
 
     /// [`Bundle::recommend_batch`] with the options of [`Bundle::recommend_with`]
@@ -43,6 +40,19 @@ impl<'a> Bundle<'a> {
         &self,
         xs: &[f32],
         options: &Options,
+        out: &mut [f32],
+        results: &mut [Result<Recommendation, Error>],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        self.batch_impl(xs, options, true, out, results, scratch)
+    }
+
+    /// The batch of [`Bundle::recommend_impl`] calls.
+    fn batch_impl(
+        &self,
+        xs: &[f32],
+        options: &Options,
+        exact_binary: bool,
         out: &mut [f32],
         results: &mut [Result<Recommendation, Error>],
         scratch: &mut [f32],
@@ -68,7 +78,7 @@ impl<'a> Bundle<'a> {
             .zip(out.chunks_exact_mut(d))
             .zip(results.iter_mut())
         {
-            *r = self.recommend_with(x, options, o, scratch);
+            *r = self.recommend_impl(x, options, exact_binary, o, scratch);
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::FeatureSet;
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity, Section, ValidationError};
 use crate::flow::{Fixed, Flow, Track};
-use crate::format::{Activation, BundleWire, MAX_LAYERS, MetricsWire};
+use crate::format::{Activation, BundleWire, Direction, MAX_LAYERS, MetricsWire};
 use crate::graph::{check_features, flags};
 use crate::le::F32s;
 use crate::mlp::{Mlp, check_finite};
@@ -24,6 +24,9 @@ pub struct Bundle<'a> {
     actionable: FeatureSet,
     mean: F32s<'a>,
     std: F32s<'a>,
+    min: F32s<'a>,
+    max: F32s<'a>,
+    direction: &'a [u8],
     flow: Flow<'a>,
     classifier: Mlp<'a>,
     carma: Option<Carma<'a>>,
@@ -119,6 +122,34 @@ impl<'a> Bundle<'a> {
         let actionable = flags(f.actionable, Section::Actionable, d)?;
         let mean = floats(wire.scaler.mean, Section::Mean, d)?;
         let std = positive(wire.scaler.std, Section::Std, d)?;
+        let min = floats(f.min, Section::Bounds, d)?;
+        let max = floats(f.max, Section::Bounds, d)?;
+        if let Some(index) = min.iter().zip(max.iter()).position(|(lo, hi)| lo > hi) {
+            return Err(ValidationError::OutOfRange {
+                section: Section::Bounds,
+                index,
+            }
+            .into());
+        }
+        if f.direction.len() != d {
+            return Err(ValidationError::Length {
+                section: Section::Direction,
+                expected: d,
+                found: f.direction.len(),
+            }
+            .into());
+        }
+        if let Some(index) = f
+            .direction
+            .iter()
+            .position(|&b| Direction::from_byte(b).is_none())
+        {
+            return Err(ValidationError::OutOfRange {
+                section: Section::Direction,
+                index,
+            }
+            .into());
+        }
         check_metrics(&wire.meta.metrics)?;
         check_depth(wire.flow.dims, Section::Flow)?;
         check_depth(wire.classifier.dims, Section::Classifier)?;
@@ -147,6 +178,9 @@ impl<'a> Bundle<'a> {
             actionable,
             mean,
             std,
+            min,
+            max,
+            direction: f.direction,
             flow,
             classifier,
             carma,
@@ -215,6 +249,21 @@ impl<'a> Bundle<'a> {
     /// The scaler's standard deviation of feature `i`.
     pub fn std(&self, i: usize) -> Option<f32> {
         self.std.get(i)
+    }
+
+    /// The bounds `(min, max)` a recommendation keeps feature `i` within,
+    /// in original units (`None` out of range).
+    pub fn bounds(&self, i: usize) -> Option<(f32, f32)> {
+        Some((self.min.get(i)?, self.max.get(i)?))
+    }
+
+    /// The direction a recommendation may change feature `i` in
+    /// ([`Direction::Any`] out of range).
+    pub fn direction(&self, i: usize) -> Direction {
+        self.direction
+            .get(i)
+            .and_then(|&b| Direction::from_byte(b))
+            .unwrap_or(Direction::Any)
     }
 
     /// The causal normalizing flow.

@@ -43,6 +43,10 @@ pub enum Section {
     Parents,
     /// `features.order`.
     Order,
+    /// `features.min` and `features.max`.
+    Bounds,
+    /// `features.direction`.
+    Direction,
     /// `scaler.mean`.
     Mean,
     /// `scaler.std`.
@@ -125,7 +129,8 @@ pub enum ValidationError {
         index: usize,
     },
     /// A value is outside its allowed range (`std` and `cost_range` must be
-    /// positive, `weights` non-negative, `clamp_lo < clamp_hi`).
+    /// positive, `weights` non-negative, `clamp_lo < clamp_hi`, a feature's
+    /// `min <= max`, a direction byte 0, 1 or 2).
     OutOfRange {
         /// Which section.
         section: Section,
@@ -195,6 +200,8 @@ pub enum Argument {
     Input,
     /// The output slice.
     Output,
+    /// A per-request bound (`Limits::min` or `Limits::max`).
+    Limits,
 }
 
 /// Why the caller's arguments to an operation were refused.
@@ -234,6 +241,12 @@ pub enum InputError {
     },
     /// A refinement's `min_prob` is not in `[0.5, 1]`.
     BadRefine,
+    /// Per-request limits that make no sense for a feature: a NaN bound,
+    /// `min > max`, or both increase- and decrease-only.
+    BadLimits {
+        /// Feature index.
+        index: usize,
+    },
 }
 
 /// A result of an operation, named in [`Error::NotFinite`].
@@ -326,6 +339,8 @@ impl fmt::Display for Section {
             Section::Actionable => "actionable flags",
             Section::Parents => "parent matrix",
             Section::Order => "topological order",
+            Section::Bounds => "feature bounds",
+            Section::Direction => "feature directions",
             Section::Mean => "scaler mean",
             Section::Std => "scaler std",
             Section::Metrics => "metrics",
@@ -444,6 +459,7 @@ impl fmt::Display for InputError {
                 let what = match argument {
                     Argument::Input => "input",
                     Argument::Output => "output",
+                    Argument::Limits => "limits",
                 };
                 write!(f, "{what} has length {found}, expected {expected}")
             }
@@ -458,6 +474,10 @@ impl fmt::Display for InputError {
             InputError::BadRefine => {
                 f.write_str("the refinement's minimum probability must be in [0.5, 1]")
             }
+            InputError::BadLimits { index } => write!(
+                f,
+                "the limits of feature {index} are contradictory (NaN, min above max, or both increase- and decrease-only)"
+            ),
         }
     }
 }

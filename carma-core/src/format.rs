@@ -1,4 +1,4 @@
-//! The bundle's wire format (version 2).
+//! The bundle's wire format (version 3).
 //!
 //! A bundle file is
 //!
@@ -35,7 +35,11 @@ use crate::error::{Error, FormatError};
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"CARMA\0BN";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
+///
+/// Version 3 added the per-feature bounds and directions
+/// ([`FeaturesWire::min`], [`FeaturesWire::max`], [`FeaturesWire::direction`]);
+/// version 2 bundles are refused with the version error (re-export them).
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes before the body: magic, version, body length.
 pub const HEADER_LEN: usize = 8 + 2 + 4;
 /// Bytes after the body: the CRC-32.
@@ -75,6 +79,38 @@ pub fn weights_to_wire(n_in: usize, n_out: usize, row_major: &[f32], wire: &mut 
         }
     }
     true
+}
+
+/// Which way a feature may be changed by a recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Up or down.
+    Any,
+    /// Only up (age can only grow).
+    Increase,
+    /// Only down (a debt can only be paid down).
+    Decrease,
+}
+
+impl Direction {
+    /// The wire byte: 0 any, 1 increase, 2 decrease.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Direction::Any => 0,
+            Direction::Increase => 1,
+            Direction::Decrease => 2,
+        }
+    }
+
+    /// The direction of a wire byte, `None` for any other byte.
+    pub const fn from_byte(b: u8) -> Option<Direction> {
+        match b {
+            0 => Some(Direction::Any),
+            1 => Some(Direction::Increase),
+            2 => Some(Direction::Decrease),
+            _ => None,
+        }
+    }
 }
 
 /// An activation function, applied elementwise.
@@ -123,7 +159,24 @@ pub struct FeaturesWire<'a> {
     /// `D` bytes: a topological order of the graph (parents before children).
     #[serde(borrow)]
     pub order: &'a [u8],
+    /// `D` lower bounds (original units, finite, `f32` LE): no recommendation
+    /// sets a feature below its bound. By default the training minimum less
+    /// [`BOUND_MARGIN`] of the training range (0 for a binary feature).
+    #[serde(borrow)]
+    pub min: &'a [u8],
+    /// `D` upper bounds, as `min` (`min[i] <= max[i]`).
+    #[serde(borrow)]
+    pub max: &'a [u8],
+    /// `D` bytes: the direction a recommendation may move each feature,
+    /// [`Direction::to_byte`] (0 any, 1 increase only, 2 decrease only).
+    #[serde(borrow)]
+    pub direction: &'a [u8],
 }
+
+/// The default bounds' margin: the training range widened by this fraction
+/// of itself on each side (so a recommendation may go a little beyond what
+/// the data shows, never far).
+pub const BOUND_MARGIN: f32 = 0.1;
 
 /// Per-feature standardization `x~ = (x - mean) / std` (SPEC section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

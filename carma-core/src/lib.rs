@@ -23,6 +23,7 @@
 //!     MlpWire { dims, hidden: Activation::Relu, output, params: params.as_flattened() }
 //! }
 //! let (mean, std, range, weight) = (le([10.0]), le([2.0]), le([4.0]), le([1.0]));
+//! let (lo, hi) = (le([0.0]), le([100.0])); // recommendations stay in [0, 100]
 //! let flow_params = le([0.0; 6]); // W1 (1x1), b1, W2 (2x1), b2
 //! let clf_params = le([1.0, -1.0]); // W, b
 //! let mask_params = le([0.0, 0.0, 0.0, 1.0]); // phi_0 = 0, phi_1 = 1
@@ -31,6 +32,7 @@
 //!     meta: MetaWire { dataset: "toy", seed: 0, trainer: "doc", metrics: MetricsWire::default() },
 //!     features: FeaturesWire {
 //!         names: "savings", binary: &[0], actionable: &[1], parents: &[0], order: &[0],
+//!         min: lo.as_flattened(), max: hi.as_flattened(), direction: &[0], // 0: any direction
 //!     },
 //!     scaler: ScalerWire { mean: mean.as_flattened(), std: std.as_flattened() },
 //!     // Widths are u16 LE: 1 -> 1 -> 2. The single hidden unit has no inputs,
@@ -67,6 +69,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod alternatives;
 mod batch;
 pub mod bundle;
 pub mod carma;
@@ -84,4 +87,5 @@ mod schedule;
 pub use bundle::Bundle;
 pub use error::Error;
 pub use feature_set::FeatureSet;
-pub use recommend::{Options, Recommendation, Refine};
+pub use format::Direction;
+pub use recommend::{Limits, Options, Recommendation, Refine, Status};

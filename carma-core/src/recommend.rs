@@ -6,7 +6,7 @@ use crate::bundle::{Bundle, finite};
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity};
 use crate::flow::{Fixed, Track};
-use crate::format::MAX_FEATURES;
+use crate::format::{Direction, MAX_FEATURES};
 
 /// A classifier probability at or above this is an acceptance (SPEC section 1).
 pub const ACCEPT_THRESHOLD: f32 = 0.5;
@@ -31,6 +31,63 @@ pub struct Recommendation {
     pub cost_unrefined: f32,
     /// True if refinement changed the networks' proposal.
     pub refined: bool,
+    /// What the answer is: see [`Status`].
+    pub status: Status,
+    /// The features a limit (a bound or a direction, the bundle's or the
+    /// request's) held back: the networks proposed to change them and the
+    /// limit clipped the value, or let it not move at all.
+    pub bound_by_limit: FeatureSet,
+    /// True if the networks proposed more changes than
+    /// [`Limits::max_changes`] allows, so some were left out.
+    pub max_changes_bound: bool,
+    /// The features whose input value lies outside the bundle's bounds
+    /// (the training range and its margin): the model has not seen such
+    /// values, so the answer is less reliable there.
+    pub out_of_range: FeatureSet,
+}
+
+/// What kind of answer a [`Recommendation`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The person is accepted as they are: nothing to change.
+    AlreadyAccepted,
+    /// The counterfactual is accepted: the change is the advice.
+    Recommended,
+    /// No accepted recommendation was found within the limits (forbidden
+    /// features, bounds, directions, the maximum number of changes);
+    /// `bound_by_limit` and `max_changes_bound` say which bound. The
+    /// counterfactual is not advice.
+    NoneWithinLimits,
+    /// No limit held the networks back, and their recommendation is still
+    /// not accepted. The counterfactual is not advice.
+    NotReached,
+}
+
+/// Per-request limits on a recommendation, in original units, on top of the
+/// bundle's own bounds and directions (they can only tighten them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits<'l> {
+    /// Empty, or one lower bound per feature (`-inf` for none).
+    pub min: &'l [f32],
+    /// Empty, or one upper bound per feature (`+inf` for none).
+    pub max: &'l [f32],
+    /// Features that may only be raised (or kept).
+    pub increase: FeatureSet,
+    /// Features that may only be lowered (or kept).
+    pub decrease: FeatureSet,
+    /// At most this many features changed directly; `None` for no limit.
+    pub max_changes: Option<u8>,
+}
+
+impl Limits<'_> {
+    /// No limit beyond the bundle's.
+    pub const NONE: Limits<'static> = Limits {
+        min: &[],
+        max: &[],
+        increase: FeatureSet::EMPTY,
+        decrease: FeatureSet::EMPTY,
+        max_changes: None,
+    };
 }
 
 /// How [`Bundle::recommend_with`] turns the networks' proposal into the
@@ -80,12 +137,25 @@ pub const DEFAULT_SLACK: f32 = 0.15;
 
 /// What [`Bundle::recommend_with`] is asked.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Options {
+pub struct Options<'l> {
     /// Features no recommendation may act on directly (they may still change
     /// as a consequence of a change to one of their causes).
     pub forbid: FeatureSet,
     /// Refine the networks' proposal; `None` returns it as it is.
     pub refine: Option<Refine>,
+    /// Bounds, directions and the maximum number of changes for this request.
+    pub limits: Limits<'l>,
+}
+
+impl Options<'static> {
+    /// `forbid` and `refine`, with no per-request limits.
+    pub const fn new(forbid: FeatureSet, refine: Option<Refine>) -> Self {
+        Options {
+            forbid,
+            refine,
+            limits: Limits::NONE,
+        }
+    }
 }
 
 /// A trial point of the refinement: a set of interventions and the fraction
@@ -114,12 +184,16 @@ struct Refiner<'b, 'a> {
     trial: &'b mut [f32],
     aux: &'b mut [f32],
     inner: &'b mut [f32],
+    /// Each feature's allowed interval, standardized.
+    lo: [f32; MAX_FEATURES],
+    hi: [f32; MAX_FEATURES],
 }
 
 impl Refiner<'_, '_> {
     /// The counterfactual of `t` in `self.trial`; its probability, cost and
     /// the features that may differ from the factual.
     fn eval(&mut self, t: &Trial) -> Result<(f32, f32, FeatureSet), Error> {
+        let binary = self.bundle.binary();
         for k in t.set.iter() {
             if let (Some(v), Some(&x), Some(&a), Some(&f)) = (
                 self.values.get_mut(k),
@@ -127,7 +201,18 @@ impl Refiner<'_, '_> {
                 self.target.get(k),
                 t.frac.get(k),
             ) {
-                *v = x + f * (a - x);
+                // A binary feature takes its rounded value exactly (it is
+                // only ever dropped, never scaled); a continuous one stays
+                // within its allowed interval.
+                *v = if binary.contains(k) {
+                    a
+                } else {
+                    let (lo, hi) = (
+                        self.lo.get(k).copied().unwrap_or(f32::NEG_INFINITY),
+                        self.hi.get(k).copied().unwrap_or(f32::INFINITY),
+                    );
+                    (x + f * (a - x)).max(lo).min(hi)
+                };
             }
         }
         self.trial.copy_from_slice(self.z);
@@ -177,19 +262,28 @@ impl<'a> Bundle<'a> {
         x_cf_raw_out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<Recommendation, Error> {
-        let options = Options {
-            forbid,
-            refine: None,
-        };
-        self.recommend_with(x_raw, &options, x_cf_raw_out, scratch)
+        let options = Options::new(forbid, None);
+        self.recommend_impl(x_raw, &options, false, x_cf_raw_out, scratch)
     }
 
     /// [`Bundle::recommend`] with options: the forbidden features and the
-    /// refinement of the proposal ([`Refine`]). Without refinement the
-    /// result is bit for bit that of [`Bundle::recommend`]. With it, the
-    /// cost never exceeds the proposal's and the probability stays at least
-    /// `min_prob` (when the proposal reached it); every step is
-    /// deterministic and runs on the caller's scratch.
+    /// refinement of the proposal ([`Refine`]).
+    ///
+    /// Binary features are exact: the networks' proposal for an intervened
+    /// binary feature is rounded in original units (1 if it is at least
+    /// 0.5, else 0) and applied as a hard intervention (as
+    /// [`Bundle::intervene`] does), so the counterfactual, its probability
+    /// and its cost are those of that exact value, and the counterfactual
+    /// holds exactly 0 or 1. A binary feature whose rounded value is the
+    /// person's own is no change and leaves the mask; if nothing is left,
+    /// the counterfactual is the person and the cost 0. `cost_unrefined`
+    /// is the cost of this rounded proposal. Without binary features in the
+    /// proposal and without refinement the result is bit for bit that of
+    /// [`Bundle::recommend`] (which does not round, for compatibility).
+    ///
+    /// With refinement the cost never exceeds the rounded proposal's and
+    /// the probability stays at least `min_prob` (when the proposal reached
+    /// it); every step is deterministic and runs on the caller's scratch.
     ///
     /// Errors: those of [`Bundle::recommend`], and
     /// [`InputError::BadRefine`] for a `min_prob` that is not in `[0.5, 1]`.
@@ -197,6 +291,19 @@ impl<'a> Bundle<'a> {
         &self,
         x_raw: &[f32],
         options: &Options,
+        x_cf_raw_out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<Recommendation, Error> {
+        self.recommend_impl(x_raw, options, true, x_cf_raw_out, scratch)
+    }
+
+    /// [`Bundle::recommend_with`]; `exact` honours the feature kinds and the
+    /// limits (off only for [`Bundle::recommend`]'s historical bits).
+    pub(crate) fn recommend_impl(
+        &self,
+        x_raw: &[f32],
+        options: &Options,
+        exact: bool,
         x_cf_raw_out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<Recommendation, Error> {
@@ -210,6 +317,7 @@ impl<'a> Bundle<'a> {
         self.check_input(x_raw)?;
         self.check_len(x_cf_raw_out, Argument::Output)?;
         self.check_set(forbid)?;
+        self.check_limits(&options.limits)?;
         self.check_scratch(scratch)?;
         if let Some(index) = self
             .binary()
@@ -219,6 +327,7 @@ impl<'a> Bundle<'a> {
             return Err(InputError::NotBinary { index }.into());
         }
         let d = self.n_features();
+        let out_of_range = self.out_of_range(x_raw);
         let needed = self.scratch_len();
         let too_small = InputError::ScratchTooSmall {
             needed,
@@ -246,6 +355,10 @@ impl<'a> Bundle<'a> {
                 cost: 0.0,
                 cost_unrefined: 0.0,
                 refined: false,
+                status: Status::AlreadyAccepted,
+                bound_by_limit: FeatureSet::EMPTY,
+                max_changes_bound: false,
+                out_of_range,
             });
         }
 
@@ -255,7 +368,21 @@ impl<'a> Bundle<'a> {
         let factual: &[f32] = factual;
         let x_std = factual.get(..d).unwrap_or_default();
 
-        let mask = carma.mask(z, self.actionable().difference(forbid), inner)?;
+        // Each feature's allowed interval (original units), and the
+        // features no limit lets move at all.
+        let mut lo = [f32::NEG_INFINITY; MAX_FEATURES];
+        let mut hi = [f32::INFINITY; MAX_FEATURES];
+        let frozen = if exact {
+            self.intervals(x_raw, &options.limits, &mut lo, &mut hi)
+        } else {
+            FeatureSet::EMPTY
+        };
+        let proposed = carma.mask(z, self.actionable().difference(forbid), inner)?;
+        // A feature the limits hold still is not offered to the action
+        // network (as if forbidden); the mask network decides per feature,
+        // so the rest of its mask is the same.
+        let mut bound_by_limit = proposed.intersection(frozen);
+        let mask = proposed.difference(frozen);
         // The output slice holds delta, then z_cf and x~_cf, then x_cf; `z`
         // keeps the factual latent (refinement starts from it).
         let delta = x_cf_raw_out;
@@ -275,14 +402,44 @@ impl<'a> Bundle<'a> {
         let mut prob_after = self.classify_unchecked(x_cf_std, inner)?;
         let mut cost = carma.cost(x_std, x_cf_std, mask, self.actionable());
         finite(&[cost], Quantity::Cost)?;
-        let cost_unrefined = cost;
+        let mut cost_unrefined = cost;
         let mut mask = mask;
         let mut refined = false;
-        if let Some(r) = options.refine.filter(|_| !mask.is_empty()) {
+        let mut max_changes_bound = false;
+        let binary = self.binary();
+        if (exact || options.refine.is_some()) && !mask.is_empty() {
             let (target, rest) = refine_bufs.split_at_mut(d);
             let (values, rest) = rest.split_at_mut(d);
             let (trial, aux) = rest.split_at_mut(d);
             target.copy_from_slice(x_cf_std);
+            let mut adjusted = false;
+            if exact {
+                let before = mask;
+                mask = round_binary(self, x_raw, mask, target);
+                adjusted |= !mask.intersection(binary).is_empty() || mask != before;
+                let (kept, clipped) = clip(self, x_raw, mask, &lo, &hi, target);
+                adjusted |= !clipped.is_empty();
+                bound_by_limit = bound_by_limit.union(clipped);
+                mask = kept;
+            }
+            // The refiner's bounds, standardized (a standard deviation is positive).
+            let (mut lo_std, mut hi_std) = (
+                [f32::NEG_INFINITY; MAX_FEATURES],
+                [f32::INFINITY; MAX_FEATURES],
+            );
+            for k in 0..d {
+                if let (Some(l), Some(h), Some(m), Some(s), Some(ls), Some(hs)) = (
+                    lo.get(k),
+                    hi.get(k),
+                    self.mean(k),
+                    self.std(k),
+                    lo_std.get_mut(k),
+                    hi_std.get_mut(k),
+                ) {
+                    *ls = (l - m) / s;
+                    *hs = (h - m) / s;
+                }
+            }
             let mut refiner = Refiner {
                 bundle: self,
                 carma,
@@ -294,33 +451,181 @@ impl<'a> Bundle<'a> {
                 trial,
                 aux,
                 inner,
+                lo: lo_std,
+                hi: hi_std,
             };
-            let best = refine(&mut refiner, mask, prob_after, cost, r, x_cf_std)?;
-            if let Some((set, p, c, ch)) = best {
-                mask = set;
-                prob_after = p;
-                cost = c;
-                changed = ch;
-                refined = true;
+            let min_p = options.refine.map_or(ACCEPT_THRESHOLD, |r| r.min_prob);
+            let max_n = options.limits.max_changes.map(usize::from);
+            // Twice at most: the proposal as the limits leave it; then, if
+            // refinement kept more than `max_changes` features, their
+            // best-working subset of that size.
+            for pass in 0..2 {
+                if pass == 1 {
+                    match max_n {
+                        Some(n) if mask.len() > n => {
+                            mask = fewer_changes(&mut refiner, mask, n, min_p)?;
+                            max_changes_bound = true;
+                            adjusted = true;
+                        }
+                        _ => break,
+                    }
+                }
+                if adjusted {
+                    if mask.is_empty() {
+                        // Nothing is left to change.
+                        x_cf_std.copy_from_slice(x_std);
+                        prob_after = prob_before;
+                        cost = 0.0;
+                        changed = FeatureSet::EMPTY;
+                    } else {
+                        let all = Trial {
+                            set: mask,
+                            frac: [1.0; MAX_FEATURES],
+                        };
+                        let (p, c, ch) = refiner.eval(&all)?;
+                        finite(&[c], Quantity::Cost)?;
+                        x_cf_std.copy_from_slice(refiner.trial);
+                        prob_after = p;
+                        cost = c;
+                        changed = ch;
+                    }
+                    if pass == 0 {
+                        cost_unrefined = cost;
+                    }
+                }
+                if let Some(r) = options.refine.filter(|_| !mask.is_empty()) {
+                    let best = refine(&mut refiner, mask, prob_after, cost, r, x_cf_std)?;
+                    if let Some((set, p, c, ch)) = best {
+                        mask = set;
+                        prob_after = p;
+                        cost = c;
+                        changed = ch;
+                        refined = true;
+                    }
+                }
             }
         }
         for (i, (v, &x)) in x_cf_std.iter_mut().zip(x_raw).enumerate() {
             *v = match (changed.contains(i), self.mean(i), self.std(i)) {
-                (true, Some(m), Some(s)) => *v * s + m,
+                // An intervened binary feature differs from the person's
+                // value (else rounding dropped it): it is the other one,
+                // exactly.
+                _ if exact && mask.contains(i) && binary.contains(i) => 1.0 - x,
+                (true, Some(m), Some(s)) => {
+                    let v = *v * s + m;
+                    match (exact && mask.contains(i), lo.get(i), hi.get(i)) {
+                        // Rounding to original units must not cross a limit.
+                        (true, Some(&l), Some(&h)) => v.max(l).min(h),
+                        _ => v,
+                    }
+                }
                 _ => x,
             };
         }
         finite(x_cf_std, Quantity::Original)?;
+        let accepted = prob_after >= ACCEPT_THRESHOLD;
+        let limited = !bound_by_limit.is_empty()
+            || max_changes_bound
+            || !forbid.intersection(self.actionable()).is_empty();
+        let status = match (accepted, limited) {
+            (true, _) => Status::Recommended,
+            (false, true) => Status::NoneWithinLimits,
+            (false, false) => Status::NotReached,
+        };
         Ok(Recommendation {
             mask,
             prob_before,
             prob_after,
-            accepted: prob_after >= ACCEPT_THRESHOLD,
+            accepted,
             already_accepted: false,
             cost,
             cost_unrefined,
             refined,
+            status,
+            bound_by_limit,
+            max_changes_bound,
+            out_of_range,
         })
+    }
+
+    /// Checks per-request limits: each bound slice empty or of length `D`,
+    /// no NaN, no `min > max`, no feature both increase- and decrease-only.
+    fn check_limits(&self, limits: &Limits<'_>) -> Result<(), Error> {
+        for v in [limits.min, limits.max] {
+            if !v.is_empty() {
+                self.check_len(v, Argument::Limits)?;
+            }
+            if let Some(index) = v.iter().position(|x| x.is_nan()) {
+                return Err(InputError::BadLimits { index }.into());
+            }
+        }
+        let both = limits.increase.intersection(limits.decrease);
+        self.check_set(limits.increase.union(limits.decrease))?;
+        if let Some(index) = both.iter().next() {
+            return Err(InputError::BadLimits { index }.into());
+        }
+        if let Some(index) = limits
+            .min
+            .iter()
+            .zip(limits.max)
+            .position(|(lo, hi)| lo > hi)
+        {
+            return Err(InputError::BadLimits { index }.into());
+        }
+        Ok(())
+    }
+
+    /// Each feature's allowed interval `[lo, hi]` (original units): the
+    /// bundle's bounds and direction and the request's, intersected, with
+    /// the person's value as the end a direction fixes. Returns the
+    /// actionable features no value of which the interval allows besides
+    /// the person's own.
+    fn intervals(
+        &self,
+        x_raw: &[f32],
+        limits: &Limits<'_>,
+        lo: &mut [f32; MAX_FEATURES],
+        hi: &mut [f32; MAX_FEATURES],
+    ) -> FeatureSet {
+        let mut frozen = FeatureSet::EMPTY;
+        for k in self.actionable().iter() {
+            let (Some(l), Some(h), Some(&x)) = (lo.get_mut(k), hi.get_mut(k), x_raw.get(k)) else {
+                continue;
+            };
+            let (bmin, bmax) = self.bounds(k).unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+            *l = bmin.max(limits.min.get(k).copied().unwrap_or(f32::NEG_INFINITY));
+            *h = bmax.min(limits.max.get(k).copied().unwrap_or(f32::INFINITY));
+            let dir = self.direction(k);
+            if limits.increase.contains(k) || dir == Direction::Increase {
+                *l = l.max(x);
+            }
+            if limits.decrease.contains(k) || dir == Direction::Decrease {
+                *h = h.min(x);
+            }
+            let stuck = if self.binary().contains(k) {
+                let other = 1.0 - x;
+                !(*l <= other && other <= *h)
+            } else {
+                *l > *h || (*l == x && *h == x)
+            };
+            if stuck {
+                frozen.insert(k);
+            }
+        }
+        frozen
+    }
+
+    /// The features whose value `x_raw` lies outside the bundle's bounds.
+    pub fn out_of_range(&self, x_raw: &[f32]) -> FeatureSet {
+        let mut out = FeatureSet::EMPTY;
+        for (k, &x) in x_raw.iter().enumerate().take(self.n_features()) {
+            if let Some((lo, hi)) = self.bounds(k) {
+                if !(lo <= x && x <= hi) {
+                    out.insert(k);
+                }
+            }
+        }
+        out
     }
 
     /// The cost of moving `x_std` to `x_cf_std` by intervening on `mask`
@@ -334,6 +639,115 @@ impl<'a> Bundle<'a> {
         finite(&[cost], Quantity::Cost)?;
         Ok(cost)
     }
+}
+
+/// Rounds each intervened binary feature of the standardized proposal
+/// `target` to 0 or 1 in original units (1 from 0.5 on) and stores the
+/// standardized value of that exact number; returns `mask` without the
+/// binary features whose rounded value is the person's own.
+fn round_binary(b: &Bundle<'_>, x_raw: &[f32], mask: FeatureSet, target: &mut [f32]) -> FeatureSet {
+    let mut out = mask;
+    for k in mask.intersection(b.binary()).iter() {
+        if let (Some(t), Some(&x), Some(m), Some(s)) =
+            (target.get_mut(k), x_raw.get(k), b.mean(k), b.std(k))
+        {
+            let v = if *t * s + m >= 0.5 { 1.0 } else { 0.0 };
+            if v == x {
+                out.remove(k);
+            } else {
+                *t = (v - m) / s;
+            }
+        }
+    }
+    out
+}
+
+/// Clips each continuous intervention of `mask` (standardized values in
+/// `target`) into its allowed interval `[lo, hi]` (original units). Returns
+/// the features kept (a feature clipped to the person's own value is no
+/// change) and the features a limit clipped.
+fn clip(
+    b: &Bundle<'_>,
+    x_raw: &[f32],
+    mask: FeatureSet,
+    lo: &[f32; MAX_FEATURES],
+    hi: &[f32; MAX_FEATURES],
+    target: &mut [f32],
+) -> (FeatureSet, FeatureSet) {
+    let (mut kept, mut clipped) = (mask, FeatureSet::EMPTY);
+    for k in mask.difference(b.binary()).iter() {
+        if let (Some(t), Some(&x), Some(m), Some(s), Some(&l), Some(&h)) = (
+            target.get_mut(k),
+            x_raw.get(k),
+            b.mean(k),
+            b.std(k),
+            lo.get(k),
+            hi.get(k),
+        ) {
+            let a = *t * s + m;
+            let c = a.max(l).min(h);
+            if c != a {
+                clipped.insert(k);
+                if c == x {
+                    kept.remove(k);
+                } else {
+                    *t = (c - m) / s;
+                }
+            }
+        }
+    }
+    (kept, clipped)
+}
+
+/// At most `n` of the interventions of `mask` (all at their full values):
+/// removes one feature at a time, each time the one whose removal keeps
+/// the probability at least `min_p` at the lowest cost, or, if none does,
+/// the one whose removal keeps the highest probability (ties: the lowest
+/// index). Deterministic.
+fn fewer_changes(
+    r: &mut Refiner<'_, '_>,
+    mask: FeatureSet,
+    n: usize,
+    min_p: f32,
+) -> Result<FeatureSet, Error> {
+    let mut set = mask;
+    while set.len() > n {
+        // (feature, works, cost, probability) of the best removal so far.
+        let mut best: Option<(usize, bool, f32, f32)> = None;
+        for k in set.iter() {
+            let mut t = Trial {
+                set,
+                frac: [1.0; MAX_FEATURES],
+            };
+            t.set.remove(k);
+            let (p, c) = if t.set.is_empty() {
+                (f32::NEG_INFINITY, 0.0)
+            } else {
+                let (p, c, _) = r.eval(&t)?;
+                (p, c)
+            };
+            let works = p >= min_p && c.is_finite();
+            let better = match best {
+                None => true,
+                Some((_, bw, bc, bp)) => match (works, bw) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    (true, true) => c < bc,
+                    (false, false) => p > bp,
+                },
+            };
+            if better {
+                best = Some((k, works, c, p));
+            }
+        }
+        match best {
+            Some((k, _, _, _)) => {
+                set.remove(k);
+            }
+            None => break,
+        }
+    }
+    Ok(set)
 }
 
 /// How far refinement may extend a proposal that misses the margin: at most

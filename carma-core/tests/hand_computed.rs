@@ -425,9 +425,9 @@ fn scratch_of_a_loan_sized_model_is_177_values() {
     carma.action_net = common::random_mlp(&mut rng, &[14, 32, 32, 32, 7], Relu, Identity, 1.0);
     let bytes = spec.to_bytes();
     let b = Bundle::new(&bytes).unwrap();
-    // (layers + 1) D (factual x~, z) + 5 D (refinement: proposal, intervention values, trial,
-    // two for stacked flows) + max(flow max(2 D + 64, tracked inversion: 64 hidden units and
-    // 64 change flags), classifier 2 * 32, carma 2 D + 2 * 32) = 14 + 35 + 128.
+    // (layers + 1) D (factual x~, z) + 5 D (refinement: proposal, values, trial, two for
+    // a stacked flow) + max(flow max(2 D + 64, tracked inversion: 64 hidden units and 64
+    // change flags), classifier 2 * 32, carma 2 D + 2 * 32) = 14 + 35 + 128.
     assert_eq!(b.scratch_len(), 177);
     assert_eq!(b.scratch_bytes(), 708);
     let mut s = vec![0.0; 177];

@@ -154,7 +154,7 @@ fn do_holds_the_latents_of_every_feature_not_intervened_on() {
     assert!(checked[0] > 50 && checked[1] > 50, "{checked:?}");
 }
 
-fn refine(min_prob: f32, slack: f32) -> Options {
+fn refine(min_prob: f32, slack: f32) -> Options<'static> {
     Options {
         forbid: FeatureSet::EMPTY,
         refine: Some(Refine {
@@ -162,6 +162,7 @@ fn refine(min_prob: f32, slack: f32) -> Options {
             steps: 6,
             slack,
         }),
+        limits: carma_core::Limits::NONE,
     }
 }
 
@@ -243,10 +244,7 @@ fn refinement_is_deterministic_whatever_the_scratch_held() {
             let ra = b
                 .recommend_with(
                     &x,
-                    &Options {
-                        forbid: FeatureSet::EMPTY,
-                        refine: Some(Refine::DEFAULT),
-                    },
+                    &Options::new(FeatureSet::EMPTY, Some(Refine::DEFAULT)),
                     &mut a,
                     &mut clean,
                 )
@@ -254,10 +252,7 @@ fn refinement_is_deterministic_whatever_the_scratch_held() {
             let rc = b
                 .recommend_with(
                     &x,
-                    &Options {
-                        forbid: FeatureSet::EMPTY,
-                        refine: Some(Refine::DEFAULT),
-                    },
+                    &Options::new(FeatureSet::EMPTY, Some(Refine::DEFAULT)),
                     &mut c,
                     &mut dirty,
                 )
@@ -289,9 +284,9 @@ fn a_minimum_probability_outside_half_to_one_is_refused() {
 /// `x = (0, 2)` (`x~ = (-1, 0)`, `p = sigmoid(-0.5)`), CARMA selects both
 /// features (`z1 = 2 ELU(-1) < 0`) and shifts `z0` by -4 (clamped) and `z1`
 /// by 4: `x~cf = (-5, x~1')`. Under `do(x~1 = v)` alone the classifier is
-/// `sigmoid(v - 0.5)`, so dropping x0 keeps the acceptance; x0 is a binary
-/// root here only in name (the hand model does not round), and the
-/// refinement then shrinks x1's change to the smallest fraction (of 6
+/// `sigmoid(v - 0.5)`. x0 is binary: its proposal `x~0 = -5` is `-2` in
+/// original units, which rounds to 0, the person's own value, so it leaves
+/// the mask before refinement; the refinement then shrinks x1's change to the smallest fraction (of 6
 /// bisection steps) with `p >= 0.6`, i.e. `v >= 0.5 + logit(0.6) = 0.905`.
 #[test]
 fn refinement_of_the_hand_model_matches_the_hand_solution() {
@@ -308,7 +303,11 @@ fn refinement_of_the_hand_model_matches_the_hand_solution() {
         .recommend_with(&x, &refine(0.6, 0.0), &mut cf, &mut s)
         .unwrap();
     assert!(r.refined);
-    assert_eq!(r.mask, set(&[1]), "x0 is not needed");
+    assert_eq!(r.mask, set(&[1]), "x0 rounds to no change");
+    assert!(
+        r.cost_unrefined < raw.cost,
+        "the rounded proposal drops x0's cost"
+    );
     assert_eq!(cf[0], x[0], "x0 left as it is");
     // x~1 after refinement: the first of 0, 1/2, ..., 1/64 fractions of the change that
     // reaches v >= 0.905; in original units 2 + 0.5 v.
@@ -330,4 +329,113 @@ fn refinement_of_the_hand_model_matches_the_hand_solution() {
         r.cost
     );
     assert!(r.cost < raw.cost);
+}
+
+/// On random models whose binary roots are actionable, with and without
+/// refinement: an intervened binary feature comes back exactly 0 or 1 and
+/// different from the person's value (a proposal that rounds to the
+/// person's value is no change and leaves the mask), and the probability
+/// and the cost are those of the hard intervention at that exact value
+/// (recomputed independently with `intervene`, `classify` and `cost`).
+#[test]
+fn binary_actionable_features_get_exactly_0_or_1_and_are_costed_there() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let (mut flipped, mut rounded_away, mut checked) = (0usize, 0usize, 0usize);
+    for seed in 0..80 {
+        let spec = common::with_binary_actionable(random_spec(seed, &Shape::random(&mut rng)));
+        if !spec.binary.contains(&1) {
+            continue;
+        }
+        let bytes = spec.to_bytes();
+        let b = Bundle::new(&bytes).unwrap();
+        let d = b.n_features();
+        let mut s = vec![f32::NAN; b.scratch_len()];
+        for i in 0..12 {
+            let x = random_input(&mut rng, &spec);
+            let options = if i % 2 == 0 {
+                refine(0.7, 0.15)
+            } else {
+                Options::new(FeatureSet::EMPTY, None)
+            };
+            let (mut raw_cf, mut cf) = (vec![0.0; d], vec![0.0; d]);
+            let raw = b
+                .recommend(&x, FeatureSet::EMPTY, &mut raw_cf, &mut s)
+                .unwrap();
+            let r = b.recommend_with(&x, &options, &mut cf, &mut s).unwrap();
+            if r.already_accepted {
+                continue;
+            }
+            for k in (0..d).filter(|&k| spec.binary[k] == 1) {
+                assert!(cf[k] == 0.0 || cf[k] == 1.0, "seed {seed}: {k} = {}", cf[k]);
+                if r.mask.contains(k) {
+                    assert_ne!(cf[k], x[k], "seed {seed}: a kept binary change flips");
+                    flipped += 1;
+                } else {
+                    assert_eq!(cf[k], x[k], "seed {seed}: a root not intervened on stays");
+                    if raw.mask.contains(k) && options.refine.is_none() {
+                        rounded_away += 1;
+                    }
+                }
+            }
+            // Recompute the counterfactual at the returned values.
+            let (mut x_std, mut values, mut out) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
+            b.standardize(&x, &mut x_std).unwrap();
+            b.standardize(&cf, &mut values).unwrap();
+            b.intervene(&x_std, r.mask, &values, &mut out, &mut s)
+                .unwrap();
+            let p = b.classify(&out, &mut s).unwrap();
+            let c = b.cost(&x_std, &out, r.mask).unwrap();
+            assert!(
+                (p - r.prob_after).abs() <= 1e-3,
+                "seed {seed}: p {p} vs {}",
+                r.prob_after
+            );
+            assert!(
+                (c - r.cost).abs() <= 1e-3 * (1.0 + c),
+                "seed {seed}: cost {c} vs {}",
+                r.cost
+            );
+            if options.refine.is_none() {
+                assert_eq!(r.cost_unrefined, r.cost);
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        flipped > 20 && rounded_away > 5 && checked > 100,
+        "{flipped} {rounded_away} {checked}"
+    );
+}
+
+/// The hand model's binary `x0` (mean 0.5, std 0.5): for `x = (1, 1)`
+/// (`x~ = (1, -2)`), CARMA selects both features and shifts `z0` by -4:
+/// `x~0 = -3`, `x0 = -1` in original units, which rounds to 0. So the
+/// recommendation sets `x0` to exactly 0 (`x~0 = -1`) and `x1` follows
+/// through the flow from that value.
+#[test]
+fn the_hand_models_binary_proposal_is_rounded_and_applied_exactly() {
+    let bytes = common::hand_spec().to_bytes();
+    let b = Bundle::new(&bytes).unwrap();
+    let mut s = vec![0.0; b.scratch_len()];
+    let x = [1.0f32, 1.0];
+    let (mut raw_cf, mut cf) = ([0.0f32; 2], [0.0f32; 2]);
+    let raw = b
+        .recommend(&x, FeatureSet::EMPTY, &mut raw_cf, &mut s)
+        .unwrap();
+    assert_eq!(raw.mask, set(&[0, 1]));
+    assert_eq!(raw_cf[0], -1.0, "recommend() keeps the networks' value");
+    let opts = Options::new(FeatureSet::EMPTY, None);
+    let r = b.recommend_with(&x, &opts, &mut cf, &mut s).unwrap();
+    assert_eq!(r.mask, set(&[0, 1]));
+    assert_eq!(cf[0], 0.0);
+    // do(x~0 = -1, x~1 = the proposal's value): x1 is set, so only x0's
+    // cost changes: weight 1, range 2, (1 - (-1))^2 = 4 -> 2, over 2 features.
+    let (mut x_std, mut cf_std) = ([0.0f32; 2], [0.0f32; 2]);
+    b.standardize(&x, &mut x_std).unwrap();
+    b.standardize(&cf, &mut cf_std).unwrap();
+    assert_eq!(cf_std[0], -1.0);
+    let x1_part = 2.0 * (x_std[1] - cf_std[1]).powi(2) / 4.0 / 2.0;
+    assert!((r.cost - (1.0 + x1_part)).abs() < 1e-5, "{}", r.cost);
+    let p = 1.0 / (1.0 + (-(cf_std[1] - 0.5)).exp());
+    assert!((r.prob_after - p).abs() < 1e-5);
 }

@@ -78,16 +78,24 @@ fn ten_thousand_recommendations_allocate_nothing() {
     let scratch = &mut scratch[..bundle.scratch_len()];
     let values = [0.5f32; 7];
     let x_std = [0.25f32; 7];
+    let (lo, hi) = ([-1.0f32; 7], [1.5f32; 7]);
     let mut refined = 0usize;
     for (k, (x, &forbid)) in inputs.iter().zip(&forbids).enumerate() {
         let rec = if k % 2 == 0 {
             bundle.recommend(x, forbid, &mut out, scratch).unwrap()
         } else {
-            // Refinement and hard interventions: the same guarantee.
-            let options = carma_core::Options {
-                forbid,
-                refine: Some(carma_core::Refine::DEFAULT),
-            };
+            // Refinement, hard interventions and (every other time) per-request
+            // limits, with max_changes: the same guarantee.
+            let mut options = carma_core::Options::new(forbid, Some(carma_core::Refine::DEFAULT));
+            if k % 4 == 1 {
+                options.limits = carma_core::Limits {
+                    min: &lo,
+                    max: &hi,
+                    increase: FeatureSet::from_bits(0b10),
+                    decrease: FeatureSet::from_bits(0b1000),
+                    max_changes: Some(2),
+                };
+            }
             let rec = bundle
                 .recommend_with(x, &options, &mut out, scratch)
                 .unwrap();

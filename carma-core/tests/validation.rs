@@ -460,8 +460,9 @@ fn framing_errors_are_typed() {
     assert_eq!(new(&bad), fmt(FormatError::BadMagic));
     assert_eq!(new(&good[..5]), fmt(FormatError::BadMagic));
     assert_eq!(new(&good[..10]), fmt(FormatError::Truncated));
-    // Version 1 (row-major weights) and any later version are refused by name.
-    for found in [1u16, FORMAT_VERSION + 1] {
+    // Version 1 (row-major weights), version 2 (no bounds nor directions)
+    // and any later version are refused by name.
+    for found in [1u16, 2, FORMAT_VERSION + 1] {
         let mut bad = good.clone();
         bad[8..10].copy_from_slice(&found.to_le_bytes());
         assert_eq!(
@@ -551,4 +552,50 @@ fn corrupted_bodies_never_panic() {
         accepted > 0 && rejected > 0,
         "accepted {accepted}, rejected {rejected}"
     );
+}
+
+/// Format version 3's bounds and directions: finite, `min <= max`, one
+/// direction byte (0, 1 or 2) per feature.
+#[test]
+fn bounds_and_directions_are_validated() {
+    let nf = |section, index| invalid(V::NotFinite { section, index });
+    let oor = |section, index| invalid(V::OutOfRange { section, index });
+    assert_eq!(error_after(|s| s.min[1] = f32::NAN), nf(Section::Bounds, 1));
+    assert_eq!(
+        error_after(|s| s.max[0] = f32::INFINITY),
+        nf(Section::Bounds, 0)
+    );
+    assert_eq!(error_after(|s| s.min[1] = 2000.0), oor(Section::Bounds, 1));
+    assert_eq!(
+        error_after(|s| s.direction[0] = 3),
+        oor(Section::Direction, 0)
+    );
+    assert_eq!(
+        error_after(|s| s.direction.push(0)),
+        invalid(V::Length {
+            section: Section::Direction,
+            expected: 2,
+            found: 3
+        })
+    );
+    assert_eq!(
+        error_after(|s| s.max.pop().map(drop).unwrap_or(())),
+        invalid(V::Length {
+            section: Section::Bounds,
+            expected: 8,
+            found: 4
+        })
+    );
+    // A bound equal on both sides is allowed (the feature may only take that value).
+    let mut spec = hand_spec();
+    spec.min[1] = 3.0;
+    spec.max[1] = 3.0;
+    spec.direction = vec![1, 2];
+    let bytes = spec.to_bytes();
+    let b = Bundle::new(&bytes).unwrap();
+    assert_eq!(b.bounds(1), Some((3.0, 3.0)));
+    assert_eq!(b.bounds(2), None);
+    assert_eq!(b.direction(0), carma_core::Direction::Increase);
+    assert_eq!(b.direction(1), carma_core::Direction::Decrease);
+    assert_eq!(b.direction(7), carma_core::Direction::Any);
 }

@@ -141,10 +141,7 @@ pub fn run_carma_core_with(
     let mut results = Vec::with_capacity(n);
     let start = Instant::now();
     for (x, o) in xs.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let options = carma_core::Options {
-            forbid: carma_core::FeatureSet::EMPTY,
-            refine,
-        };
+        let options = carma_core::Options::new(carma_core::FeatureSet::EMPTY, refine);
         results.push(bundle.recommend_with(x, &options, o, &mut scratch));
     }
     let us = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;

@@ -88,6 +88,13 @@ pub struct BundleSpec {
     pub parents: Vec<Vec<usize>>,
     /// A topological order of the graph (parents before children).
     pub order: Vec<usize>,
+    /// `D` lower bounds of a recommendation (original units), or empty for
+    /// none (`-f32::MAX`: a bundle imported without its training data).
+    pub min: Vec<f32>,
+    /// `D` upper bounds, or empty for none (`f32::MAX`).
+    pub max: Vec<f32>,
+    /// `D` directions, or empty for "any" everywhere.
+    pub direction: Vec<carma_core::Direction>,
     /// `D` scaler means.
     pub mean: Vec<f32>,
     /// `D` scaler standard deviations (positive).
@@ -280,6 +287,31 @@ impl BundleSpec {
         let actionable: Vec<u8> = self.actionable.iter().map(|&b| u8::from(b)).collect();
         // `order` entries fit in a byte: d <= MAX_FEATURES = 64.
         let order: Vec<u8> = self.order.iter().map(|&i| i as u8).collect();
+        let or_all = |v: &[f32], fill: f32| {
+            if v.is_empty() {
+                vec![fill; d]
+            } else {
+                v.to_vec()
+            }
+        };
+        let (min, max) = (or_all(&self.min, -f32::MAX), or_all(&self.max, f32::MAX));
+        check_len("min", d, min.len())?;
+        check_len("max", d, max.len())?;
+        check_finite("min", &min)?;
+        check_finite("max", &max)?;
+        if let Some(j) = (0..d).find(|&j| min[j] > max[j]) {
+            return Err(ExportError::OutOfRange {
+                what: format!("bounds of feature {j}"),
+                reason: format!("min {} is above max {}", min[j], max[j]),
+            });
+        }
+        let direction: Vec<u8> = if self.direction.is_empty() {
+            vec![0; d]
+        } else {
+            check_len("direction", d, self.direction.len())?;
+            self.direction.iter().map(|v| v.to_byte()).collect()
+        };
+        let (min, max) = (f32_bytes(&min), f32_bytes(&max));
         let mean = f32_bytes(&self.mean);
         let std = f32_bytes(&self.std);
         let flow_dims = u16_bytes(&self.flow.dims);
@@ -306,6 +338,9 @@ impl BundleSpec {
                 actionable: &actionable,
                 parents: &parents,
                 order: &order,
+                min: &min,
+                max: &max,
+                direction: &direction,
             },
             scaler: ScalerWire {
                 mean: &mean,
@@ -773,6 +808,9 @@ mod tests {
             random_made(&dims, &order, &mut rng),
         ];
         BundleSpec {
+            min: Vec::new(),
+            max: Vec::new(),
+            direction: Vec::new(),
             dataset: "triangle-test".into(),
             seed,
             metrics: MetricsWire::default(),

@@ -13,7 +13,14 @@
 //! actionable = true
 //! parents = ["gender", "age", "education"]
 //! weight = 2.0            # optional preference weight, default 1
+//! min = 0.0               # optional: no recommendation goes below (original units)
+//! max = 250.0             # optional: nor above
+//! direction = "increase"  # optional: "increase", "decrease" or "any" (default)
 //! ```
+//!
+//! Without `min` / `max` the exported bundle bounds a feature by its training range widened
+//! by [`carma_core::format::BOUND_MARGIN`] (10 %) of that range on each side (`[0, 1]` for a
+//! binary feature).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -60,6 +67,46 @@ pub struct Feature {
     pub weight: f64,
     /// Indices of the parents.
     pub parents: Vec<usize>,
+    /// Lowest value a recommendation may set (original units); `None`: the
+    /// training range's default.
+    pub min: Option<f64>,
+    /// Highest value a recommendation may set; `None`: the default.
+    pub max: Option<f64>,
+    /// Which way a recommendation may move the feature.
+    pub direction: Direction,
+}
+
+/// Which way a recommendation may move a feature (the graph file's `direction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Up or down.
+    #[default]
+    Any,
+    /// Only up (age can only grow).
+    Increase,
+    /// Only down (a debt can only be paid down).
+    Decrease,
+}
+
+impl Direction {
+    /// The word used in graph files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Any => "any",
+            Direction::Increase => "increase",
+            Direction::Decrease => "decrease",
+        }
+    }
+
+    /// The bundle's direction.
+    pub fn to_core(self) -> carma_core::Direction {
+        match self {
+            Direction::Any => carma_core::Direction::Any,
+            Direction::Increase => carma_core::Direction::Increase,
+            Direction::Decrease => carma_core::Direction::Decrease,
+        }
+    }
 }
 
 impl Feature {
@@ -76,6 +123,9 @@ impl Feature {
             actionable,
             weight: DEFAULT_WEIGHT,
             parents,
+            min: None,
+            max: None,
+            direction: Direction::Any,
         }
     }
 }
@@ -159,6 +209,18 @@ pub enum GraphError {
         feature: String,
         /// The weight given.
         weight: f64,
+    },
+    /// A feature's `min` or `max` is not finite (as an `f32`), or `min > max`.
+    #[error(
+        "feature '{feature}' has bounds min = {min:?}, max = {max:?}; expected finite numbers with min <= max"
+    )]
+    BadBounds {
+        /// The feature.
+        feature: String,
+        /// The `min` given.
+        min: Option<f64>,
+        /// The `max` given.
+        max: Option<f64>,
     },
     /// The TOML text does not parse or does not have the expected shape.
     #[error("{message}")]
@@ -246,6 +308,7 @@ impl CausalGraph {
                     weight: f.weight,
                 });
             }
+            check_bounds(f)?;
             for (k, &p) in f.parents.iter().enumerate() {
                 if p == i {
                     return Err(GraphError::SelfLoop {
@@ -319,6 +382,9 @@ impl CausalGraph {
                 actionable: entry.actionable,
                 weight,
                 parents,
+                min: entry.min,
+                max: entry.max,
+                direction: entry.direction,
             };
             // Per-feature checks here so the error carries the feature's line.
             if let Err(e) = CausalGraph::check_one(&feature, features.len(), &entries) {
@@ -377,7 +443,7 @@ impl CausalGraph {
                 weight: f.weight,
             });
         }
-        Ok(())
+        check_bounds(f)
     }
 
     /// Read and parse a TOML graph file; errors name the path.
@@ -409,6 +475,15 @@ impl CausalGraph {
             let _ = writeln!(out, "parents = [{}]", parents.join(", "));
             if f.weight != DEFAULT_WEIGHT {
                 let _ = writeln!(out, "weight = {:?}", f.weight);
+            }
+            if let Some(v) = f.min {
+                let _ = writeln!(out, "min = {v:?}");
+            }
+            if let Some(v) = f.max {
+                let _ = writeln!(out, "max = {v:?}");
+            }
+            if f.direction != Direction::Any {
+                let _ = writeln!(out, "direction = \"{}\"", f.direction.as_str());
             }
         }
         out
@@ -595,6 +670,24 @@ fn toml_string(s: &str) -> String {
     out
 }
 
+/// A feature's bounds are finite as `f32` values and ordered.
+fn check_bounds(f: &Feature) -> Result<(), GraphError> {
+    let finite = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && (v as f32).is_finite());
+    let ordered = match (f.min, f.max) {
+        (Some(lo), Some(hi)) => lo <= hi,
+        _ => true,
+    };
+    if finite(f.min) && finite(f.max) && ordered {
+        Ok(())
+    } else {
+        Err(GraphError::BadBounds {
+            feature: f.name.clone(),
+            min: f.min,
+            max: f.max,
+        })
+    }
+}
+
 /// The graph file: a list of `[[feature]]` tables.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -613,6 +706,12 @@ struct FeatureEntry {
     parents: Vec<toml::Spanned<String>>,
     #[serde(default)]
     weight: Option<toml::Spanned<f64>>,
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
+    #[serde(default)]
+    direction: Direction,
 }
 
 #[cfg(test)]
@@ -775,6 +874,31 @@ parents = ["a", "b"]
         assert_eq!(g.weights(), vec![1.0, 2.5, 1.0]);
         assert_eq!(g.index_of("c"), Some(2));
         assert_eq!(g.index_of("z"), None);
+    }
+
+    #[test]
+    fn toml_bounds_and_directions_parse_round_trip_and_are_checked() {
+        let text = "[[feature]]\nname = \"age\"\nkind = \"continuous\"\nactionable = true\n\
+                    min = 18.0\nmax = 99.0\ndirection = \"increase\"\n\n\
+                    [[feature]]\nname = \"debt\"\nkind = \"continuous\"\nactionable = true\n\
+                    direction = \"decrease\"\n";
+        let g = CausalGraph::from_toml_str(text, "g.toml").unwrap();
+        let f = g.features();
+        assert_eq!(
+            (f[0].min, f[0].max, f[0].direction),
+            (Some(18.0), Some(99.0), Direction::Increase)
+        );
+        assert_eq!(
+            (f[1].min, f[1].max, f[1].direction),
+            (None, None, Direction::Decrease)
+        );
+        let back = CausalGraph::from_toml_str(&g.to_toml_string(), "back").unwrap();
+        assert_eq!(back.features(), g.features());
+        let bad = text.replace("max = 99.0", "max = 10.0");
+        let e = CausalGraph::from_toml_str(&bad, "g.toml").unwrap_err();
+        assert!(matches!(e.kind(), GraphError::BadBounds { .. }), "{e}");
+        let bad = text.replace("\"increase\"", "\"up\"");
+        assert!(CausalGraph::from_toml_str(&bad, "g.toml").is_err());
     }
 
     #[test]

@@ -276,6 +276,9 @@ pub fn import_reference_json(text: &str, scaler: ScalerChoice) -> Result<BundleS
     let actionable = index_flags("actionable_features", &r.actionable_features, d)?;
 
     Ok(BundleSpec {
+        min: Vec::new(),
+        max: Vec::new(),
+        direction: Vec::new(),
         dataset: r.dataset,
         seed: 0,
         metrics: MetricsWire::default(),

@@ -296,6 +296,24 @@ pub struct Trained {
     pub carma: Carma,
     /// Measured quality.
     pub metrics: MetricsWire,
+    /// Minimum of each feature over the flow's training rows (original
+    /// units): with `train_max`, the default bounds of a recommendation.
+    pub train_min: Vec<f64>,
+    /// Maximum of each feature over the flow's training rows.
+    pub train_max: Vec<f64>,
+}
+
+/// Per-feature minimum and maximum of the rows of `x`.
+pub fn column_range(x: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+    let lo = x
+        .axis_iter(Axis(1))
+        .map(|c| c.iter().copied().fold(f64::INFINITY, f64::min))
+        .collect();
+    let hi = x
+        .axis_iter(Axis(1))
+        .map(|c| c.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+        .collect();
+    (lo, hi)
 }
 
 /// CARMA's own figures on the rejected test individuals.
@@ -340,6 +358,31 @@ fn derive_seed(seed: u64, stage: u64) -> u64 {
 
 fn labels(t: &Table) -> Result<&Array1<f64>, PipelineError> {
     t.y().ok_or(PipelineError::NoLabels)
+}
+
+/// The next `f32` above the finite `f` (`f32::MAX` stays).
+fn f32_up(f: f32) -> f32 {
+    if f == f32::MAX {
+        f
+    } else if f == 0.0 {
+        f32::from_bits(1)
+    } else if f > 0.0 {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f32::from_bits(f.to_bits() - 1)
+    }
+}
+
+/// The largest `f32` not above `v` (finite).
+fn f32_floor(v: f64) -> f32 {
+    let f = (v as f32).clamp(-f32::MAX, f32::MAX);
+    if f64::from(f) > v { -f32_up(-f) } else { f }
+}
+
+/// The smallest `f32` not below `v` (finite).
+fn f32_ceil(v: f64) -> f32 {
+    let f = (v as f32).clamp(-f32::MAX, f32::MAX);
+    if f64::from(f) < v { f32_up(f) } else { f }
 }
 
 /// Per-feature max - min of the standardized rows (the cost denominator).
@@ -594,6 +637,7 @@ impl Trained {
         let problem = self.carma.problem();
         let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let (lo, hi) = self.carma.clamp();
+        let (min, max) = self.bounds();
         BundleSpec {
             dataset: self.dataset.clone(),
             seed: self.seed,
@@ -607,6 +651,14 @@ impl Trained {
                 .map(|i| self.graph.parents(i).to_vec())
                 .collect(),
             order: self.graph.order().to_vec(),
+            min,
+            max,
+            direction: self
+                .graph
+                .features()
+                .iter()
+                .map(|f| f.direction.to_core())
+                .collect(),
             mean: f32s(self.scaler.mean().as_slice().unwrap_or(&[])),
             std: f32s(self.scaler.std().as_slice().unwrap_or(&[])),
             flow: FlowSpec {
@@ -627,6 +679,35 @@ impl Trained {
                 weights: f32s(&problem.weights),
             }),
         }
+    }
+
+    /// The bounds a recommendation keeps each feature within (original
+    /// units): the graph's `min` / `max` where given, else the training
+    /// range widened by [`carma_core::format::BOUND_MARGIN`] of itself on
+    /// each side; `[0, 1]` for a binary feature. Empty if the training
+    /// range is unknown.
+    pub fn bounds(&self) -> (Vec<f32>, Vec<f32>) {
+        let d = self.graph.len();
+        if self.train_min.len() != d || self.train_max.len() != d {
+            return (Vec::new(), Vec::new());
+        }
+        let margin = f64::from(carma_core::format::BOUND_MARGIN);
+        let (mut min, mut max) = (Vec::with_capacity(d), Vec::with_capacity(d));
+        for (i, f) in self.graph.features().iter().enumerate() {
+            let (lo, hi) = if self.graph.is_binary(i) {
+                (0.0, 1.0)
+            } else {
+                let (a, b) = (self.train_min[i], self.train_max[i]);
+                let w = margin * (b - a);
+                (a - w, b + w)
+            };
+            let lo = f.min.unwrap_or(lo);
+            let hi = f.max.unwrap_or(hi).max(lo);
+            // Rounded outward to f32, so the stored bounds contain the f64 ones.
+            min.push(f32_floor(lo));
+            max.push(f32_ceil(hi));
+        }
+        (min, max)
     }
 
     /// The bundle bytes (carma-core format).
@@ -689,6 +770,7 @@ pub fn train_simulated_with(
     let mut fitted =
         fit_classifier_and_flow(&graph, &clf_splits, &flow_splits, None, cfg, progress)?;
     fitted.classifier = swap(fitted.classifier);
+    let (flow_min, flow_max) = column_range(&flow_splits[0].x);
     let rec_train_std = fitted.scaler.transform(rec_splits[0].x.view())?;
     let problem = recourse_problem(&graph, cfg, &rec_train_std)?;
     let x_rej = rec_train_std.select(Axis(0), &rejected(&fitted.classifier, &rec_train_std));
@@ -715,6 +797,8 @@ pub fn train_simulated_with(
         flow: fitted.flow,
         carma,
         metrics: fitted.metrics,
+        train_min: flow_min,
+        train_max: flow_max,
     };
     let m = trained.record_test_metrics(&test.x)?;
     progress.done(
@@ -793,6 +877,7 @@ pub fn train_on_table_with(
         ),
     );
     let fitted = fit_classifier_and_flow(graph, &splits, &splits, fixed, cfg, progress)?;
+    let (train_min, train_max) = column_range(&splits[0].x);
     let train_std = fitted.scaler.transform(splits[0].x.view())?;
     let problem = recourse_problem(graph, cfg, &train_std)?;
     let x_rej = train_std.select(Axis(0), &rejected(&fitted.classifier, &train_std));
@@ -808,6 +893,8 @@ pub fn train_on_table_with(
         flow: fitted.flow,
         carma,
         metrics: fitted.metrics,
+        train_min,
+        train_max,
     };
     let m = trained.record_test_metrics(&splits[2].x)?;
     progress.done(
@@ -845,6 +932,52 @@ mod tests {
         assert!(m.classifier_test_accuracy.unwrap() > 0.7);
         assert!(m.flow_test_loglik.unwrap().is_finite());
         assert!(m.carma_coverage.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn bounds_round_outward_to_f32() {
+        for v in [
+            0.1f64, -0.1, 1e-40, -1e-40, 3.3e38, -3.3e38, 0.0, 1.5, -2.75,
+        ] {
+            let (lo, hi) = (f32_floor(v), f32_ceil(v));
+            assert!(f64::from(lo) <= v && f64::from(hi) >= v, "{v}: {lo} {hi}");
+            assert!(lo.is_finite() && hi.is_finite());
+            assert!(f32_up(lo) >= hi || f64::from(lo) == v, "{v}: tight");
+        }
+        assert_eq!(f32_up(-0.0), f32::from_bits(1));
+        assert_eq!(f32_up(-1.0), -0.99999994);
+    }
+
+    /// The bundle bounds each feature by its training range widened by 10 %
+    /// of that range on each side ([0, 1] for the binary gender), unless
+    /// the graph gives a bound; the graph's direction is stored.
+    #[test]
+    fn bundle_bounds_are_the_widened_training_range_or_the_graphs() {
+        let cfg = PipelineConfig::tiny(Dataset::Loan);
+        let mut a = train_simulated(Dataset::Loan, &cfg, &mut NoProgress)
+            .unwrap()
+            .trained;
+        let bytes = a.to_bytes().unwrap();
+        let b = carma_core::bundle::Bundle::new(&bytes).unwrap();
+        assert_eq!(b.bounds(0), Some((0.0, 1.0)), "gender is binary");
+        for i in 1..7 {
+            let (lo, hi) = (a.train_min[i], a.train_max[i]);
+            let w = 0.1 * (hi - lo);
+            let (min, max) = b.bounds(i).unwrap();
+            assert!(f64::from(min) <= lo - w && f64::from(min) > lo - w - 1e-3 * (1.0 + w));
+            assert!(f64::from(max) >= hi + w && f64::from(max) < hi + w + 1e-3 * (1.0 + w));
+            assert_eq!(b.direction(i), carma_core::Direction::Any);
+        }
+        let mut features = a.graph.features().to_vec();
+        features[2].min = Some(-0.25);
+        features[2].direction = crate::graph::Direction::Increase;
+        features[5].max = Some(3.5);
+        a.graph = CausalGraph::new(features).unwrap();
+        let bytes = a.to_bytes().unwrap();
+        let b = carma_core::bundle::Bundle::new(&bytes).unwrap();
+        assert_eq!(b.bounds(2).unwrap().0, -0.25);
+        assert_eq!(b.direction(2), carma_core::Direction::Increase);
+        assert_eq!(b.bounds(5).unwrap().1, 3.5);
     }
 
     #[test]

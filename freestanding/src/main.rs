@@ -96,10 +96,7 @@ fn check_refined(
     x_cf: &[f32; cases::N_FEATURES],
     scratch: &mut [f32],
 ) -> Option<Option<i32>> {
-    let options = Options {
-        forbid,
-        refine: Some(Refine::DEFAULT),
-    };
+    let options = Options::new(forbid, Some(Refine::DEFAULT));
     let (mut a, mut b) = ([0.0f32; cases::N_FEATURES], [0.0f32; cases::N_FEATURES]);
     let (Ok(ra), Ok(rb)) = (
         bundle.recommend_with(x, &options, &mut a, scratch),
@@ -108,12 +105,21 @@ fn check_refined(
         return Some(Some(6));
     };
     let min_prob = Refine::DEFAULT.min_prob;
+    // The bundle's bounds may clip the proposal (then `bound_by_limit` says
+    // so and the clipped proposal is the starting point); otherwise the
+    // starting point is the networks' proposal, bit for bit.
+    let clipped = !ra.bound_by_limit.is_empty();
+    let in_bounds = ra.mask.iter().all(|k| {
+        let (lo, hi) = bundle.bounds(k).unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        a.get(k).is_some_and(|&v| lo <= v && v <= hi)
+    });
     let ok = ra == rb
         && a.map(f32::to_bits) == b.map(f32::to_bits)
-        && ra.cost_unrefined.to_bits() == rec.cost.to_bits()
+        && in_bounds
+        && (clipped || ra.cost_unrefined.to_bits() == rec.cost.to_bits())
         && ra.mask.difference(rec.mask).is_empty()
         && (!ra.refined || ra.prob_after >= min_prob)
-        && (!ra.refined || rec.prob_after < min_prob || ra.cost <= rec.cost);
+        && (!ra.refined || clipped || rec.prob_after < min_prob || ra.cost <= rec.cost);
     if !ok {
         return Some(None);
     }

@@ -180,10 +180,7 @@ fn recommend_test(
     refine: Option<carma_core::Refine>,
     oracle_sample: usize,
 ) -> anyhow::Result<(Figures, Vec<Explanation>)> {
-    let options = carma_core::Options {
-        forbid: FeatureSet::EMPTY,
-        refine,
-    };
+    let options = carma_core::Options::new(FeatureSet::EMPTY, refine);
     let d = bundle.n_features();
     let mut scratch = vec![0.0f32; bundle.scratch_len()];
     let mut x = vec![0.0f32; d];

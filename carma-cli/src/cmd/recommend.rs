@@ -20,7 +20,7 @@ use carma_train::io::{AtomicFile, WriteOptions, refuse_overwriting_inputs};
 
 use crate::explain::{Explanation, Style, Unrestricted};
 use crate::model::{self, ModelFile};
-use crate::rows::{self, CsvSource, Layout, Parsed, Scan};
+use crate::rows::{self, CsvSource, Layout, Parsed, RowLimit, Scan};
 
 /// Rows each thread handles per chunk: large enough to amortize starting the threads, small
 /// enough that a chunk's input and output stay a few megabytes.
@@ -78,6 +78,99 @@ pub struct Args {
     /// guards against the learned model's error).
     #[arg(long, default_value_t = carma_core::recommend::DEFAULT_MIN_PROB, value_parser = min_prob)]
     pub min_prob: f32,
+    /// At most this many features changed directly, for every person (a per-row
+    /// `max_changes` column overrides it).
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u8>,
+    /// No recommendation sets FEATURE below V (original units), for every person; repeat for
+    /// several features (a per-row `<feature>_min` column overrides it).
+    #[arg(long = "min", value_name = "FEATURE=V")]
+    pub min: Vec<String>,
+    /// No recommendation sets FEATURE above V; as --min (per-row column `<feature>_max`).
+    #[arg(long = "max", value_name = "FEATURE=V")]
+    pub max: Vec<String>,
+    /// Features a recommendation may only raise (or keep), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    pub increase_only: Vec<String>,
+    /// Features a recommendation may only lower (or keep), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    pub decrease_only: Vec<String>,
+}
+
+/// The whole run's limits from the command line, checked against the model.
+#[derive(Debug, Clone, Default)]
+pub struct RunLimits {
+    /// Lower bound of each feature (`-inf` for none).
+    pub min: Vec<f32>,
+    /// Upper bound of each feature (`+inf` for none).
+    pub max: Vec<f32>,
+    /// Features that may only be raised.
+    pub increase: FeatureSet,
+    /// Features that may only be lowered.
+    pub decrease: FeatureSet,
+    /// At most this many changes.
+    pub max_changes: Option<u8>,
+}
+
+impl RunLimits {
+    /// Reads `--min`, `--max`, `--increase-only`, `--decrease-only` and `--max-changes`.
+    pub fn from_args(bundle: &Bundle<'_>, args: &Args) -> anyhow::Result<RunLimits> {
+        let d = bundle.n_features();
+        let mut min = vec![f32::NEG_INFINITY; d];
+        let mut max = vec![f32::INFINITY; d];
+        for (flag, list, out) in [
+            ("--min", &args.min, &mut min),
+            ("--max", &args.max, &mut max),
+        ] {
+            for item in list {
+                let (name, value) = item.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{flag} {item}: expected FEATURE=VALUE (e.g. {flag} income=3.5)"
+                    )
+                })?;
+                let i = model::feature_indices(bundle, &[name.trim().to_owned()])
+                    .with_context(|| flag.to_owned())?[0];
+                let v: f32 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|v: &f32| v.is_finite())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{flag} {item}: '{value}' is not a finite number")
+                    })?;
+                out[i] = v;
+            }
+        }
+        let set = |names: &[String], flag: &str| -> anyhow::Result<FeatureSet> {
+            Ok(model::feature_indices(bundle, names)
+                .with_context(|| flag.to_owned())?
+                .into_iter()
+                .collect())
+        };
+        let increase = set(&args.increase_only, "--increase-only")?;
+        let decrease = set(&args.decrease_only, "--decrease-only")?;
+        if let Some(i) = increase.intersection(decrease).iter().next() {
+            anyhow::bail!(
+                "'{}' is both --increase-only and --decrease-only (forbid it instead)",
+                model::name(bundle, i)
+            );
+        }
+        if let Some(i) = (0..d).find(|&i| min[i] > max[i]) {
+            anyhow::bail!(
+                "--min {0}={1} is above --max {0}={2}",
+                model::name(bundle, i),
+                min[i],
+                max[i]
+            );
+        }
+        Ok(RunLimits {
+            min,
+            max,
+            increase,
+            decrease,
+            max_changes: args.max_changes,
+        })
+    }
 }
 
 fn min_prob(s: &str) -> Result<f32, String> {
@@ -169,6 +262,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let forbid: FeatureSet = forbid_list.into_iter().collect();
+    let limits = RunLimits::from_args(&bundle, &args)?;
     let graph = model::graph(&bundle, &file.path)?;
 
     let (reader, label): (Box<dyn Read>, String) = if args.input == Path::new("-") {
@@ -202,11 +296,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         binary: (0..graph.len()).map(|i| graph.is_binary(i)).collect(),
         n_cells: rows.n_cells(),
         id: id_column.map(|(_, j)| j),
+        limits: rows::limit_columns(&header_cells(&header), &graph.names()),
     };
     let shared = Shared {
         bundle: &bundle,
         forbid,
         refine: refinement(args.no_refine, args.min_prob),
+        limits,
         format: args.format,
         style: Style::new(&bundle),
         layout,
@@ -281,6 +377,30 @@ fn warn_imprecise_features(bundle: &Bundle<'_>) {
                 model::name(bundle, i)
             );
         }
+    }
+}
+
+/// The cells of a header record (a byte-order mark dropped); empty if it does not parse.
+fn header_cells(header: &[u8]) -> Vec<String> {
+    let mut cells = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(header);
+    let mut record = csv::StringRecord::new();
+    match cells.read_record(&mut record) {
+        Ok(true) => record
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                if j == 0 {
+                    c.trim_start_matches('\u{feff}')
+                } else {
+                    c
+                }
+                .to_owned()
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -504,6 +624,7 @@ struct Shared<'s, 'a> {
     bundle: &'s Bundle<'a>,
     forbid: FeatureSet,
     refine: Option<carma_core::Refine>,
+    limits: RunLimits,
     format: Format,
     style: Style,
     layout: Layout,
@@ -669,6 +790,9 @@ struct Worker {
     scratch: Vec<f32>,
     x_cf: Vec<f32>,
     x_alt: Vec<f32>,
+    /// This row's bounds: the run's, with the row's own columns over them.
+    row_min: Vec<f32>,
+    row_max: Vec<f32>,
     rows: Parsed,
     /// Reused for every row (made from the first recommendation).
     explanation: Option<Explanation>,
@@ -682,6 +806,8 @@ impl Worker {
             scratch: vec![0.0; bundle.scratch_len()],
             x_cf: vec![0.0; d],
             x_alt: vec![0.0; d],
+            row_min: vec![0.0; d],
+            row_max: vec![0.0; d],
             rows: Parsed::default(),
             explanation: None,
             out: Vec::new(),
@@ -694,6 +820,7 @@ impl Worker {
             bundle,
             forbid,
             refine,
+            ref limits,
             format,
             ref style,
             ref layout,
@@ -711,6 +838,7 @@ impl Worker {
                 job.bytes,
                 source,
                 layout.id,
+                &layout.limits,
                 job.first_row,
                 job.newlines,
                 &mut self.rows,
@@ -721,7 +849,54 @@ impl Worker {
         let mut tally = Tally::default();
         self.out.clear();
         for (k, (x, &(row, line))) in self.rows.xs.chunks(d).zip(&self.rows.info).enumerate() {
-            let options = carma_core::Options { forbid, refine };
+            self.row_min.copy_from_slice(&limits.min);
+            self.row_max.copy_from_slice(&limits.max);
+            let mut max_changes = limits.max_changes;
+            let n_limits = layout.limits.len();
+            let cells = self
+                .rows
+                .limits
+                .get(k * n_limits..(k + 1) * n_limits)
+                .unwrap_or_default();
+            for (&(_, what), &v) in layout.limits.iter().zip(cells) {
+                if v.is_nan() {
+                    continue;
+                }
+                match what {
+                    RowLimit::Min(i) => self.row_min[i] = v,
+                    RowLimit::Max(i) => self.row_max[i] = v,
+                    RowLimit::MaxChanges => {
+                        if !((0.0..=64.0).contains(&v) && v.fract() == 0.0) {
+                            return Err(Failure::Row(anyhow::anyhow!(
+                                "{}: line {line} (data row {row}), column 'max_changes': \
+                                 expected a whole number from 0 to 64, found {v}",
+                                source.file
+                            )));
+                        }
+                        max_changes = Some(v as u8);
+                    }
+                }
+            }
+            if let Some(i) = (0..d).find(|&i| self.row_min[i] > self.row_max[i]) {
+                let name = model::name(bundle, i);
+                return Err(Failure::Row(anyhow::anyhow!(
+                    "{}: line {line} (data row {row}): the minimum of '{name}' ({}) is above its \
+                     maximum ({})",
+                    source.file,
+                    self.row_min[i],
+                    self.row_max[i]
+                )));
+            }
+            let options = carma_core::Options {
+                limits: carma_core::Limits {
+                    min: &self.row_min,
+                    max: &self.row_max,
+                    increase: limits.increase,
+                    decrease: limits.decrease,
+                    max_changes,
+                },
+                ..carma_core::Options::new(forbid, refine)
+            };
             let rec = bundle
                 .recommend_with(x, &options, &mut self.x_cf, &mut self.scratch)
                 .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
@@ -729,12 +904,10 @@ impl Worker {
                 .explanation
                 .get_or_insert_with(|| Explanation::empty(rec));
             e.fill(style, row, x, &self.x_cf, rec);
+            e.max_changes = options.limits.max_changes;
             if !forbid.is_empty() && !rec.already_accepted && !rec.accepted {
                 // Would the person have had an accepted recommendation without --forbid?
-                let options = carma_core::Options {
-                    forbid: FeatureSet::EMPTY,
-                    refine,
-                };
+                let options = carma_core::Options::new(FeatureSet::EMPTY, refine);
                 let alt = bundle
                     .recommend_with(x, &options, &mut self.x_alt, &mut self.scratch)
                     .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;

@@ -100,6 +100,10 @@ pub struct Spec {
     pub actionable: Vec<u8>,
     pub parents: Vec<u8>,
     pub order: Vec<u8>,
+    /// Bounds in original units and direction bytes (format version 3).
+    pub min: Vec<f32>,
+    pub max: Vec<f32>,
+    pub direction: Vec<u8>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub flow_layers: u8,
@@ -132,9 +136,36 @@ impl Spec {
         self.binary.len()
     }
 
+    /// Bounds no test reaches: `[0, 1]` for a binary feature, else
+    /// `mean -+ 1000 std` (the random streams are not touched).
+    pub fn with_wide_bounds(mut self) -> Spec {
+        let d = self.d();
+        self.min = (0..d)
+            .map(|i| {
+                if self.binary[i] == 1 {
+                    0.0
+                } else {
+                    self.mean[i] - 1000.0 * self.std[i]
+                }
+            })
+            .collect();
+        self.max = (0..d)
+            .map(|i| {
+                if self.binary[i] == 1 {
+                    1.0
+                } else {
+                    self.mean[i] + 1000.0 * self.std[i]
+                }
+            })
+            .collect();
+        self.direction = vec![0; d];
+        self
+    }
+
     /// Calls `f` with the wire form (for tests that need to corrupt raw bytes).
     pub fn with_wire<R>(&self, f: impl FnOnce(BundleWire<'_>) -> R) -> R {
         let (mean, std) = (le(&self.mean), le(&self.std));
+        let (min, max) = (le(&self.min), le(&self.max));
         let (flow_dims, flow_params, ready) = (
             le16(&self.flow_dims),
             le(&self.flow_params),
@@ -162,6 +193,9 @@ impl Spec {
                 actionable: &self.actionable,
                 parents: &self.parents,
                 order: &self.order,
+                min: &min,
+                max: &max,
+                direction: &self.direction,
             },
             scaler: ScalerWire {
                 mean: &mean,
@@ -435,6 +469,9 @@ pub fn random_spec(seed: u64, shape: &Shape) -> Spec {
         actionable,
         parents: graph.matrix(),
         order: graph.order.iter().map(|&i| i as u8).collect(),
+        min: Vec::new(),
+        max: Vec::new(),
+        direction: vec![0; d],
         mean: (0..d).map(|_| rng.random_range(-2.0..2.0)).collect(),
         std: (0..d).map(|_| rng.random_range(0.5..3.0)).collect(),
         flow_layers: shape.flow_layers as u8,
@@ -451,6 +488,7 @@ pub fn random_spec(seed: u64, shape: &Shape) -> Spec {
             weights: (0..d).map(|_| rng.random_range(1..=3) as f32).collect(),
         }),
     }
+    .with_wide_bounds()
 }
 
 /// Random raw inputs for `spec`: binary features 0 or 1, others `mean + std * U(-2, 2)`.
@@ -496,6 +534,9 @@ pub fn hand_spec() -> Spec {
         actionable: vec![1, 1],
         parents: vec![0, 0, 1, 0],
         order: vec![0, 1],
+        min: vec![0.0, -1000.0],
+        max: vec![1.0, 1000.0],
+        direction: vec![0, 0],
         mean: vec![0.5, 2.0],
         std: vec![0.5, 0.5],
         flow_layers: 1,
@@ -544,4 +585,16 @@ pub fn hand_spec() -> Spec {
             weights: vec![1.0, 2.0],
         }),
     }
+}
+
+/// `spec` with every binary feature made actionable (the random specs keep
+/// binary features fixed); the random streams are not touched, so the
+/// model is otherwise the same.
+pub fn with_binary_actionable(mut spec: Spec) -> Spec {
+    for (a, &b) in spec.actionable.iter_mut().zip(&spec.binary) {
+        if b == 1 {
+            *a = 1;
+        }
+    }
+    spec
 }

@@ -475,6 +475,9 @@ fn core_bundle_agrees_with_the_trainer_forward_pass() {
     let (flow_dims, flow_layers) = flow.to_flow_spec_params();
     let (clf_dims, clf_params) = clf.to_mlp_parts();
     let spec = BundleSpec {
+        min: Vec::new(),
+        max: Vec::new(),
+        direction: Vec::new(),
         dataset: "triangle-test".into(),
         seed: 0,
         metrics: MetricsWire::default(),
