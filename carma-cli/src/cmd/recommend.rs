@@ -382,26 +382,29 @@ fn warn_imprecise_features(bundle: &Bundle<'_>) {
 
 /// The cells of a header record (a byte-order mark dropped); empty if it does not parse.
 fn header_cells(header: &[u8]) -> Vec<String> {
+    parse_header(header).unwrap_or_default()
+}
+
+/// The cells of a header record, trimmed, the byte-order mark of the first dropped.
+fn parse_header(header: &[u8]) -> Result<Vec<String>, csv::Error> {
     let mut cells = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
         .from_reader(header);
     let mut record = csv::StringRecord::new();
-    match cells.read_record(&mut record) {
-        Ok(true) => record
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                if j == 0 {
-                    c.trim_start_matches('\u{feff}')
-                } else {
-                    c
-                }
-                .to_owned()
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    cells.read_record(&mut record)?;
+    Ok(record
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            if j == 0 {
+                c.trim_start_matches('\u{feff}')
+            } else {
+                c
+            }
+            .to_owned()
+        })
+        .collect())
 }
 
 /// Read the header line and find `name` in it; returns the header bytes (to be read again by
@@ -425,25 +428,7 @@ fn find_column(
         }
         .into());
     }
-    let mut cells = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .trim(csv::Trim::All)
-        .from_reader(header.as_slice());
-    let mut record = csv::StringRecord::new();
-    cells
-        .read_record(&mut record)
-        .with_context(|| format!("{file}: cannot read the header"))?;
-    let names: Vec<&str> = record
-        .iter()
-        .enumerate()
-        .map(|(j, c)| {
-            if j == 0 {
-                c.trim_start_matches('\u{feff}')
-            } else {
-                c
-            }
-        })
-        .collect();
+    let names = parse_header(&header).with_context(|| format!("{file}: cannot read the header"))?;
     let index = names.iter().position(|c| *c == name).ok_or_else(|| {
         anyhow::anyhow!(
             "{file}: no column '{}' for --id (the header has: {})",
