@@ -373,3 +373,80 @@ fn inputs_outside_the_training_range_are_flagged_in_every_format() {
     assert_eq!(lines[1].split(',').nth(col), Some(""));
     assert_eq!(lines[2].split(',').nth(col), Some("age"));
 }
+
+#[test]
+fn alternatives_change_other_feature_sets_and_are_each_accepted() {
+    let dir = Dir::new("alt");
+    // Loan applicants: gender 0/1, the rest spread over a few units around 0.
+    let mut text = String::from("gender,age,education,loan_amount,duration,income,savings\n");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..150 {
+        let mut cells = vec![format!("{}", i % 2)];
+        for _ in 0..6 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            cells.push(format!("{:.3}", (u - 0.5) * 6.0));
+        }
+        text += &cells.join(",");
+        text.push('\n');
+    }
+    let input = dir.file("people.csv", &text);
+    let model = loan();
+    let m = model.to_str().unwrap();
+    let run = |format: &str| {
+        ok(carma(&[
+            "recommend",
+            "--model",
+            m,
+            "--input",
+            &input,
+            "--alternatives",
+            "2",
+            "--format",
+            format,
+        ]))
+    };
+    let v: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    let mut seen = 0;
+    for p in v.as_array().unwrap() {
+        let Some(alts) = p["alternatives"].as_array() else {
+            continue;
+        };
+        assert!(alts.len() <= 2 && p["accepted"] == true, "{p}");
+        let set = |acts: &serde_json::Value| -> Vec<String> {
+            acts.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["feature"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mut sets = vec![set(&p["actions"])];
+        let mut last_cost = 0.0;
+        for a in alts {
+            seen += 1;
+            let s = set(&a["actions"]);
+            assert!(!s.is_empty() && !sets.contains(&s), "{p}");
+            assert!(a["prob_after"].as_f64().unwrap() >= 0.5, "{p}");
+            let cost = a["cost"].as_f64().unwrap();
+            assert!(cost >= last_cost, "{p}");
+            last_cost = cost;
+            sets.push(s);
+        }
+    }
+    assert!(seen > 5, "{seen}");
+    assert!(run("text").contains("  Alternative 1: "));
+    let csv = run("csv");
+    assert!(csv.lines().next().unwrap().ends_with(",alternatives"));
+    let o = carma(&[
+        "recommend",
+        "--model",
+        m,
+        "--input",
+        &input,
+        "--alternatives",
+        "17",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+}
