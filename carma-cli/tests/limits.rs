@@ -450,3 +450,32 @@ fn alternatives_change_other_feature_sets_and_are_each_accepted() {
     ]);
     assert_eq!(o.status.code(), Some(2), "a usage error");
 }
+
+#[test]
+fn inspect_shows_each_features_bounds_and_direction() {
+    let model = loan();
+    let text = ok(carma(&["inspect", model.to_str().unwrap()]));
+    let header = text
+        .lines()
+        .find(|l| l.contains("name") && l.contains("kind"))
+        .unwrap();
+    assert!(header.ends_with("min       max      direction"), "{header}");
+    let gender = text.lines().find(|l| l.contains(" gender ")).unwrap();
+    assert!(gender.contains("0.0000    1.0000   any"), "{gender}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(carma(&["inspect", model.to_str().unwrap(), "--json"]))).unwrap();
+    let f = &json["features"][0];
+    assert_eq!(
+        (f["min"].as_f64(), f["max"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(f["direction"], "any");
+    // The hand-built model has no bounds: shown as '-'.
+    let text = ok(carma(&["inspect", handmade().to_str().unwrap()]));
+    let x1 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("1  x1"))
+        .unwrap();
+    let cells: Vec<&str> = x1.split_whitespace().collect();
+    assert_eq!(cells[cells.len() - 3..], ["-", "-", "any"], "{x1}");
+}
