@@ -266,12 +266,29 @@ fn nothing_within_the_limits_is_said_plainly_in_every_format() {
             "0",
         ]))
     };
-    let text = run("text");
+    let o = carma(&[
+        "recommend",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        &input,
+        "--max-changes",
+        "0",
+    ]);
+    let summary = String::from_utf8_lossy(&o.stderr).into_owned();
+    let text = ok(o);
     let rejected: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("rejected (p ="))
         .collect();
     assert!(!rejected.is_empty());
+    let n = rejected.len();
+    assert!(
+        summary.contains(&format!(
+            "{n} not accepted ({n} of them with no recommendation within the limits)"
+        )),
+        "{summary}"
+    );
     for line in &rejected {
         assert!(
             line.contains("No recommendation within your limits (at most 0 changes allowed)"),

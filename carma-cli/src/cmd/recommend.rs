@@ -192,6 +192,8 @@ struct Tally {
     already: usize,
     accepted: usize,
     rejected: usize,
+    /// Rejected with no accepted recommendation within the limits.
+    none_within: usize,
     warnings: usize,
 }
 
@@ -204,6 +206,9 @@ impl Tally {
             self.accepted += 1;
         } else {
             self.rejected += 1;
+            if e.rec.status == carma_core::Status::NoneWithinLimits {
+                self.none_within += 1;
+            }
         }
         if e.forbidden_left_none.is_some_and(|(_, u)| u.accepted) {
             self.warnings += 1;
@@ -215,6 +220,7 @@ impl Tally {
         self.already += o.already;
         self.accepted += o.accepted;
         self.rejected += o.rejected;
+        self.none_within += o.none_within;
         self.warnings += o.warnings;
     }
 }
@@ -318,8 +324,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tally.warnings
         )
     };
+    let within = if tally.none_within > 0 {
+        format!(
+            " ({} of them with no recommendation within the limits)",
+            tally.none_within
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{} people: {} already accepted, {} accepted after the recommendation, {} not accepted{forbidden}{}",
+        "{} people: {} already accepted, {} accepted after the recommendation, {} not accepted{within}{forbidden}{}",
         tally.people,
         tally.already,
         tally.accepted,
