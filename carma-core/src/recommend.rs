@@ -283,9 +283,11 @@ impl<'a> Bundle<'a> {
     /// holds exactly 0 or 1. A binary feature whose rounded value is the
     /// person's own is no change and leaves the mask; if nothing is left,
     /// the counterfactual is the person and the cost 0. `cost_unrefined`
-    /// is the cost of this rounded proposal. Without binary features in the
-    /// proposal and without refinement the result is bit for bit that of
-    /// [`Bundle::recommend`] (which does not round, for compatibility).
+    /// is the cost of this rounded (and limited, see below) proposal. When
+    /// the proposal has no binary feature, no limit touches it and there is
+    /// no refinement, the mask, probabilities, cost and counterfactual are
+    /// bit for bit those of [`Bundle::recommend`] (which neither rounds nor
+    /// limits, for compatibility).
     ///
     /// With refinement the cost never exceeds the rounded proposal's and
     /// the probability stays at least `min_prob` (when the proposal reached
