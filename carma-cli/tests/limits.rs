@@ -496,3 +496,51 @@ fn inspect_shows_each_features_bounds_and_direction() {
     let cells: Vec<&str> = x1.split_whitespace().collect();
     assert_eq!(cells[cells.len() - 3..], ["-", "-", "any"], "{x1}");
 }
+
+#[test]
+fn a_per_row_direction_column_overrides_the_runs_direction() {
+    let dir = Dir::new("dir");
+    let text = people(300, ",x5_direction,x3_direction", |i| {
+        if i % 2 == 1 {
+            ",decrease,any".to_owned()
+        } else {
+            ",,".to_owned()
+        }
+    });
+    let input = dir.file("people.csv", &text);
+    let model = handmade();
+    let m = model.to_str().unwrap();
+    let out = ok(carma(&[
+        "recommend",
+        "--model",
+        m,
+        "--input",
+        &input,
+        "--format",
+        "json",
+        "--increase-only",
+        "x5",
+        "--decrease-only",
+        "x3",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut x5_moves = [0usize; 2];
+    for (i, p) in v.as_array().unwrap().iter().enumerate() {
+        for (f, from, to) in actions(p) {
+            match (f.as_str(), i % 2) {
+                ("x5", 0) => assert!(to >= from, "row {}: {p}", i + 1),
+                ("x5", _) => assert!(to <= from, "row {}: {p}", i + 1),
+                ("x3", 0) => assert!(to <= from, "row {}: {p}", i + 1),
+                _ => {}
+            }
+            if f == "x5" {
+                x5_moves[i % 2] += 1;
+            }
+        }
+    }
+    assert!(x5_moves[0] > 0 && x5_moves[1] > 0, "{x5_moves:?}");
+    let bad = people(2, ",x5_direction", |_| ",up".into());
+    let input = dir.file("bad.csv", &bad);
+    let e = failed(carma(&["recommend", "--model", m, "--input", &input]));
+    assert!(e.contains("x5_direction") && e.contains("up"), "{e}");
+}

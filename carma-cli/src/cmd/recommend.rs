@@ -761,6 +761,7 @@ impl Worker {
             self.row_min.copy_from_slice(&limits.min);
             self.row_max.copy_from_slice(&limits.max);
             let mut max_changes = limits.max_changes;
+            let (mut increase, mut decrease) = (limits.increase, limits.decrease);
             let n_limits = layout.limits.len();
             let cells = self
                 .rows
@@ -772,6 +773,15 @@ impl Worker {
                     continue;
                 }
                 match what {
+                    RowLimit::Direction(i) => {
+                        increase.remove(i);
+                        decrease.remove(i);
+                        if v == 1.0 {
+                            increase.insert(i);
+                        } else if v == 2.0 {
+                            decrease.insert(i);
+                        }
+                    }
                     RowLimit::Min(i) => self.row_min[i] = v,
                     RowLimit::Max(i) => self.row_max[i] = v,
                     RowLimit::MaxChanges => {
@@ -800,8 +810,8 @@ impl Worker {
                 limits: carma_core::Limits {
                     min: &self.row_min,
                     max: &self.row_max,
-                    increase: limits.increase,
-                    decrease: limits.decrease,
+                    increase,
+                    decrease,
                     max_changes,
                 },
                 ..carma_core::Options::new(forbid, refine)
