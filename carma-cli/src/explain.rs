@@ -62,6 +62,8 @@ pub struct Explanation {
     pub max_changes: Option<u8>,
     /// The person's values (original units), for the out-of-range notes.
     pub x: Vec<f32>,
+    /// Further recommendations (`--alternatives`), each with its actions.
+    pub alternatives: Vec<(Recommendation, Vec<Change>)>,
 }
 
 impl Explanation {
@@ -91,6 +93,7 @@ impl Explanation {
             forbidden_left_none: None,
             max_changes: None,
             x: Vec::new(),
+            alternatives: Vec::new(),
         }
     }
 
@@ -129,6 +132,23 @@ impl Explanation {
         self.x.clear();
         self.x.extend_from_slice(x);
         self.max_changes = None;
+        self.alternatives.clear();
+    }
+
+    /// Add an alternative recommendation: its result and counterfactual `x_cf`.
+    pub fn add_alternative(&mut self, x: &[f32], x_cf: &[f32], rec: Recommendation) {
+        let actions = rec
+            .mask
+            .iter()
+            .filter_map(|i| {
+                Some(Change {
+                    feature: i,
+                    from: *x.get(i)?,
+                    to: *x_cf.get(i)?,
+                })
+            })
+            .collect();
+        self.alternatives.push((rec, actions));
     }
 
     /// Set the identifier, reusing the string's memory.
@@ -288,6 +308,28 @@ impl Explanation {
             }
         }
         out.push(b'\n');
+        for (k, (rec, actions)) in self.alternatives.iter().enumerate() {
+            out.extend_from_slice(b"  Alternative ");
+            write_uint(out, k as u64 + 1);
+            out.extend_from_slice(b": ");
+            let mut previous = "";
+            for (j, c) in actions.iter().enumerate() {
+                separator(out, j, actions.len());
+                let verb = action_verb(bundle, c);
+                if verb != previous {
+                    out.extend_from_slice(verb.as_bytes());
+                    out.push(b' ');
+                }
+                previous = verb;
+                out.extend_from_slice(style.names[c.feature].as_bytes());
+                style.write_move(out, c);
+            }
+            out.extend_from_slice(b". Then accepted (p = ");
+            write_fixed(out, rec.prob_after, 2);
+            out.extend_from_slice(b"), cost ");
+            write_f32(out, rec.cost);
+            out.extend_from_slice(b".\n");
+        }
         for note in self.out_of_range_notes(bundle) {
             out.extend_from_slice(b"  Note: ");
             out.extend_from_slice(note.as_bytes());
@@ -351,6 +393,15 @@ impl Explanation {
             max_changes_bound: self.rec.max_changes_bound,
             limit_reason: Some(self.limit_reason(bundle)).filter(|r| !r.is_empty()),
             out_of_range: set_names(bundle, self.rec.out_of_range),
+            alternatives: self
+                .alternatives
+                .iter()
+                .map(|(r, a)| AlternativeJson {
+                    actions: changes(a),
+                    prob_after: short(r.prob_after),
+                    cost: short(r.cost),
+                })
+                .collect(),
         }
     }
 
@@ -374,7 +425,7 @@ impl Explanation {
         for i in 0..bundle.n_features() {
             h.push(format!("{}_recommended", model::name(bundle, i)));
         }
-        h.extend(["warning", "bound_by_limit", "out_of_range"].map(String::from));
+        h.extend(["warning", "bound_by_limit", "out_of_range", "alternatives"].map(String::from));
         h
     }
 }
@@ -426,6 +477,20 @@ impl Explanation {
                 }
             });
         }
+        // Each alternative's features `;`-separated, alternatives separated by ` | `.
+        csv_field(out, |o| {
+            for (k, (alt, _)) in self.alternatives.iter().enumerate() {
+                if k > 0 {
+                    o.extend_from_slice(b" | ");
+                }
+                for (j, i) in alt.mask.iter().enumerate() {
+                    if j > 0 {
+                        o.push(b';');
+                    }
+                    o.extend_from_slice(style.names[i].as_bytes());
+                }
+            }
+        });
         out.push(b'\n');
     }
 }
@@ -889,6 +954,16 @@ struct Person<'s, 'n> {
     limit_reason: Option<String>,
     /// Input features outside the model's bounds.
     out_of_range: Vec<String>,
+    /// Further recommendations (`--alternatives`), by cost.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    alternatives: Vec<AlternativeJson<'n>>,
+}
+
+#[derive(serde::Serialize)]
+struct AlternativeJson<'n> {
+    actions: Vec<ChangeJson<'n>>,
+    prob_after: f64,
+    cost: f64,
 }
 
 #[derive(serde::Serialize)]

@@ -99,10 +99,13 @@ pub enum RowLimit {
     Max(usize),
     /// `max_changes`: at most this many features changed.
     MaxChanges,
+    /// `<feature>_direction`: `increase`, `decrease` or `any`.
+    Direction(usize),
 }
 
-/// The per-row limit columns of a header: `max_changes`, and `<feature>_min` / `<feature>_max`
-/// for a feature of the model (a column that is itself a feature is not a limit).
+/// The per-row limit columns of a header: `max_changes`, and `<feature>_min`, `<feature>_max`,
+/// `<feature>_direction` for a feature of the model (a column that is itself a feature is not a
+/// limit).
 pub fn limit_columns(header: &[String], features: &[String]) -> Vec<(usize, RowLimit)> {
     let mut out = Vec::new();
     for (j, name) in header.iter().enumerate() {
@@ -119,16 +122,27 @@ pub fn limit_columns(header: &[String], features: &[String]) -> Vec<(usize, RowL
             out.push((j, RowLimit::Min(i)));
         } else if let Some(i) = feature("_max") {
             out.push((j, RowLimit::Max(i)));
+        } else if let Some(i) = feature("_direction") {
+            out.push((j, RowLimit::Direction(i)));
         }
     }
     out
 }
 
-/// A limit cell: empty for none (NaN), else a finite number.
-fn limit_cell(text: &str) -> Option<f32> {
+/// A limit cell: empty for none (NaN), else a finite number, or for a direction column
+/// `any` (0), `increase` (1) or `decrease` (2).
+fn limit_cell(what: RowLimit, text: &str) -> Option<f32> {
     let t = text.trim();
     if t.is_empty() {
         return Some(f32::NAN);
+    }
+    if let RowLimit::Direction(_) = what {
+        return match t {
+            "any" => Some(0.0),
+            "increase" => Some(1.0),
+            "decrease" => Some(2.0),
+            _ => None,
+        };
     }
     t.parse::<f32>().ok().filter(|v| v.is_finite())
 }
@@ -230,8 +244,8 @@ pub fn parse_plain(
             }
             out.xs.push(v as f32);
         }
-        for &(j, _) in &layout.limits {
-            let Some(v) = limit_cell(cell(j)) else {
+        for &(j, what) in &layout.limits {
+            let Some(v) = limit_cell(what, cell(j)) else {
                 return false;
             };
             out.limits.push(v);
@@ -259,6 +273,7 @@ fn limit_name(graph: &CausalGraph, what: RowLimit) -> String {
         RowLimit::Min(i) => format!("{}_min", name(i)),
         RowLimit::Max(i) => format!("{}_max", name(i)),
         RowLimit::MaxChanges => "max_changes".to_owned(),
+        RowLimit::Direction(i) => format!("{}_direction", name(i)),
     }
 }
 
@@ -346,13 +361,18 @@ pub fn parse_with_csv(
         out.info.push((r.row + dr, r.line + dl));
         for &(j, what) in limits {
             let text = rows.raw_record().get(j).unwrap_or_default();
-            let v = limit_cell(text).ok_or_else(|| DataError::BadCell {
+            let v = limit_cell(what, text).ok_or_else(|| DataError::BadCell {
                 file: src.file.to_owned(),
                 row: r.row + dr,
                 line: r.line + dl,
                 column: limit_name(src.graph, what),
                 value: text.to_owned(),
-                expected: "a finite number or an empty cell (no limit)",
+                expected: match what {
+                    RowLimit::Direction(_) => {
+                        "increase, decrease, any or an empty cell (the run's direction)"
+                    }
+                    _ => "a finite number or an empty cell (no limit)",
+                },
             })?;
             out.limits.push(v);
         }

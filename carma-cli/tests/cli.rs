@@ -400,7 +400,8 @@ fn core_answers(csv: &str) -> Vec<(carma_core::Recommendation, Vec<f32>)> {
                 .collect();
             let mut x_cf = vec![0.0; 7];
             // What `carma recommend` does by default: the proposal, refined.
-            let options = carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
+            let options =
+                carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
             let rec = bundle
                 .recommend_with(&x, &options, &mut x_cf, &mut scratch)
                 .unwrap();
@@ -1112,7 +1113,8 @@ fn recommend_refines_by_default_and_no_refine_shows_the_proposals() {
             .map(|c| c.parse().unwrap())
             .collect();
         let mut x_cf = vec![0.0; 7];
-        let options = carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
+        let options =
+            carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
         let want = bundle
             .recommend_with(&x, &options, &mut x_cf, &mut scratch)
             .unwrap();

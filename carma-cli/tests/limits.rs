@@ -266,12 +266,29 @@ fn nothing_within_the_limits_is_said_plainly_in_every_format() {
             "0",
         ]))
     };
-    let text = run("text");
+    let o = carma(&[
+        "recommend",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        &input,
+        "--max-changes",
+        "0",
+    ]);
+    let summary = String::from_utf8_lossy(&o.stderr).into_owned();
+    let text = ok(o);
     let rejected: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("rejected (p ="))
         .collect();
     assert!(!rejected.is_empty());
+    let n = rejected.len();
+    assert!(
+        summary.contains(&format!(
+            "{n} not accepted ({n} of them with no recommendation within the limits)"
+        )),
+        "{summary}"
+    );
     for line in &rejected {
         assert!(
             line.contains("No recommendation within your limits (at most 0 changes allowed)"),
@@ -372,4 +389,158 @@ fn inputs_outside_the_training_range_are_flagged_in_every_format() {
     let col = header.iter().position(|h| *h == "out_of_range").unwrap();
     assert_eq!(lines[1].split(',').nth(col), Some(""));
     assert_eq!(lines[2].split(',').nth(col), Some("age"));
+}
+
+#[test]
+fn alternatives_change_other_feature_sets_and_are_each_accepted() {
+    let dir = Dir::new("alt");
+    // Loan applicants: gender 0/1, the rest spread over a few units around 0.
+    let mut text = String::from("gender,age,education,loan_amount,duration,income,savings\n");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..150 {
+        let mut cells = vec![format!("{}", i % 2)];
+        for _ in 0..6 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            cells.push(format!("{:.3}", (u - 0.5) * 6.0));
+        }
+        text += &cells.join(",");
+        text.push('\n');
+    }
+    let input = dir.file("people.csv", &text);
+    let model = loan();
+    let m = model.to_str().unwrap();
+    let run = |format: &str| {
+        ok(carma(&[
+            "recommend",
+            "--model",
+            m,
+            "--input",
+            &input,
+            "--alternatives",
+            "2",
+            "--format",
+            format,
+        ]))
+    };
+    let v: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    let mut seen = 0;
+    for p in v.as_array().unwrap() {
+        let Some(alts) = p["alternatives"].as_array() else {
+            continue;
+        };
+        assert!(alts.len() <= 2 && p["accepted"] == true, "{p}");
+        let set = |acts: &serde_json::Value| -> Vec<String> {
+            acts.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["feature"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mut sets = vec![set(&p["actions"])];
+        let mut last_cost = 0.0;
+        for a in alts {
+            seen += 1;
+            let s = set(&a["actions"]);
+            assert!(!s.is_empty() && !sets.contains(&s), "{p}");
+            assert!(a["prob_after"].as_f64().unwrap() >= 0.5, "{p}");
+            let cost = a["cost"].as_f64().unwrap();
+            assert!(cost >= last_cost, "{p}");
+            last_cost = cost;
+            sets.push(s);
+        }
+    }
+    assert!(seen > 5, "{seen}");
+    assert!(run("text").contains("  Alternative 1: "));
+    let csv = run("csv");
+    assert!(csv.lines().next().unwrap().ends_with(",alternatives"));
+    let o = carma(&[
+        "recommend",
+        "--model",
+        m,
+        "--input",
+        &input,
+        "--alternatives",
+        "17",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+}
+
+#[test]
+fn inspect_shows_each_features_bounds_and_direction() {
+    let model = loan();
+    let text = ok(carma(&["inspect", model.to_str().unwrap()]));
+    let header = text
+        .lines()
+        .find(|l| l.contains("name") && l.contains("kind"))
+        .unwrap();
+    assert!(header.ends_with("min       max      direction"), "{header}");
+    let gender = text.lines().find(|l| l.contains(" gender ")).unwrap();
+    assert!(gender.contains("0.0000    1.0000   any"), "{gender}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(carma(&["inspect", model.to_str().unwrap(), "--json"]))).unwrap();
+    let f = &json["features"][0];
+    assert_eq!(
+        (f["min"].as_f64(), f["max"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(f["direction"], "any");
+    // The hand-built model has no bounds: shown as '-'.
+    let text = ok(carma(&["inspect", handmade().to_str().unwrap()]));
+    let x1 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("1  x1"))
+        .unwrap();
+    let cells: Vec<&str> = x1.split_whitespace().collect();
+    assert_eq!(cells[cells.len() - 3..], ["-", "-", "any"], "{x1}");
+}
+
+#[test]
+fn a_per_row_direction_column_overrides_the_runs_direction() {
+    let dir = Dir::new("dir");
+    let text = people(300, ",x5_direction,x3_direction", |i| {
+        if i % 2 == 1 {
+            ",decrease,any".to_owned()
+        } else {
+            ",,".to_owned()
+        }
+    });
+    let input = dir.file("people.csv", &text);
+    let model = handmade();
+    let m = model.to_str().unwrap();
+    let out = ok(carma(&[
+        "recommend",
+        "--model",
+        m,
+        "--input",
+        &input,
+        "--format",
+        "json",
+        "--increase-only",
+        "x5",
+        "--decrease-only",
+        "x3",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut x5_moves = [0usize; 2];
+    for (i, p) in v.as_array().unwrap().iter().enumerate() {
+        for (f, from, to) in actions(p) {
+            match (f.as_str(), i % 2) {
+                ("x5", 0) => assert!(to >= from, "row {}: {p}", i + 1),
+                ("x5", _) => assert!(to <= from, "row {}: {p}", i + 1),
+                ("x3", 0) => assert!(to <= from, "row {}: {p}", i + 1),
+                _ => {}
+            }
+            if f == "x5" {
+                x5_moves[i % 2] += 1;
+            }
+        }
+    }
+    assert!(x5_moves[0] > 0 && x5_moves[1] > 0, "{x5_moves:?}");
+    let bad = people(2, ",x5_direction", |_| ",up".into());
+    let input = dir.file("bad.csv", &bad);
+    let e = failed(carma(&["recommend", "--model", m, "--input", &input]));
+    assert!(e.contains("x5_direction") && e.contains("up"), "{e}");
 }

@@ -147,6 +147,34 @@ fn loan(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // Refinement under per-request limits (raise only, at most two changes):
+    // what clipping and the max-changes search add.
+    let increase = bundle.actionable();
+    let limited = carma_core::Options {
+        limits: carma_core::Limits {
+            increase,
+            max_changes: Some(2),
+            ..carma_core::Limits::NONE
+        },
+        ..refined
+    };
+    g.bench_function("recommend_rejected_limited", |b| {
+        per_case(b, &rejected, |c| -> Recommendation {
+            bundle
+                .recommend_with(&c.x_raw, &limited, &mut out, &mut scratch)
+                .unwrap()
+        })
+    });
+    // Two alternatives besides the refined recommendation.
+    let mut rows = vec![0.0f32; 3 * d];
+    let mut recs = [None; 3];
+    g.bench_function("recommend_rejected_2_alternatives", |b| {
+        per_case(b, &rejected, |c| {
+            bundle
+                .recommend_alternatives(&c.x_raw, &refined, &mut rows, &mut recs, &mut scratch)
+                .unwrap()
+        })
+    });
     // One hard intervention on the proposal's features (the unit refinement repeats).
     let values: Vec<Vec<f32>> = rejected.iter().map(|c| c.x_std.clone()).collect();
     g.bench_function("intervene", |b| {

@@ -146,7 +146,8 @@ fn main() {
                 acc += r.map_or(0.0, |r| r.cost);
             }
             "refined" => {
-                let options = carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
+                let options =
+                    carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
                 let r = bundle.recommend_with(x, &options, &mut out, &mut scratch);
                 acc += r.map_or(0.0, |r| r.cost);
             }

@@ -250,6 +250,12 @@ impl<'a> Bundle<'a> {
     /// the intervention cannot reach (through the flow's non-zero weights)
     /// are copied from `x_raw` exactly.
     ///
+    /// This is the networks' answer as it is, with the bits it has always
+    /// had: binary features are not rounded and the bundle's bounds and
+    /// directions are not applied (`status`, `bound_by_limit` and
+    /// `out_of_range` are still filled in). Advice for a person should come
+    /// from [`Bundle::recommend_with`], which honours them.
+    ///
     /// Errors: no CARMA networks, wrong lengths, a non-finite input, a binary
     /// feature that is not exactly 0 or 1, `forbid` naming a feature `>= D`,
     /// a scratch shorter than [`Bundle::scratch_len`]; [`Error::NotFinite`]
@@ -277,16 +283,27 @@ impl<'a> Bundle<'a> {
     /// holds exactly 0 or 1. A binary feature whose rounded value is the
     /// person's own is no change and leaves the mask; if nothing is left,
     /// the counterfactual is the person and the cost 0. `cost_unrefined`
-    /// is the cost of this rounded proposal. Without binary features in the
-    /// proposal and without refinement the result is bit for bit that of
-    /// [`Bundle::recommend`] (which does not round, for compatibility).
+    /// is the cost of this rounded (and limited, see below) proposal. When
+    /// the proposal has no binary feature, no limit touches it and there is
+    /// no refinement, the mask, probabilities, cost and counterfactual are
+    /// bit for bit those of [`Bundle::recommend`] (which neither rounds nor
+    /// limits, for compatibility).
     ///
     /// With refinement the cost never exceeds the rounded proposal's and
     /// the probability stays at least `min_prob` (when the proposal reached
     /// it); every step is deterministic and runs on the caller's scratch.
     ///
-    /// Errors: those of [`Bundle::recommend`], and
-    /// [`InputError::BadRefine`] for a `min_prob` that is not in `[0.5, 1]`.
+    /// Limits (docs/MATH.md, section 6): every intervened value stays within
+    /// the bundle's bounds ([`Bundle::bounds`]) and the request's
+    /// ([`Options::limits`]), and never moves against the bundle's or the
+    /// request's direction; at most [`Limits::max_changes`] features change.
+    /// [`Recommendation::status`] says whether the answer is advice, and
+    /// `bound_by_limit` / `max_changes_bound` which limits bound.
+    ///
+    /// Errors: those of [`Bundle::recommend`],
+    /// [`InputError::BadRefine`] for a `min_prob` that is not in `[0.5, 1]`,
+    /// and [`InputError::BadLimits`] / [`InputError::Length`] for
+    /// contradictory or misshapen limits.
     pub fn recommend_with(
         &self,
         x_raw: &[f32],

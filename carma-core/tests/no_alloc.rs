@@ -79,6 +79,8 @@ fn ten_thousand_recommendations_allocate_nothing() {
     let values = [0.5f32; 7];
     let x_std = [0.25f32; 7];
     let (lo, hi) = ([-1.0f32; 7], [1.5f32; 7]);
+    let mut alt_rows = [0.0f32; 21];
+    let mut alternatives = 0usize;
     let mut refined = 0usize;
     for (k, (x, &forbid)) in inputs.iter().zip(&forbids).enumerate() {
         let rec = if k % 2 == 0 {
@@ -100,6 +102,13 @@ fn ten_thousand_recommendations_allocate_nothing() {
                 .recommend_with(x, &options, &mut out, scratch)
                 .unwrap();
             refined += usize::from(rec.refined);
+            if k % 8 == 3 {
+                let mut recs = [None; 3];
+                bundle
+                    .recommend_alternatives(x, &options, &mut alt_rows, &mut recs, scratch)
+                    .unwrap();
+                alternatives += usize::from(recs[0].is_some());
+            }
             bundle
                 .intervene(&x_std, rec.mask, &values, &mut out, scratch)
                 .unwrap();
@@ -117,6 +126,7 @@ fn ten_thousand_recommendations_allocate_nothing() {
     // The calls did real work: most individuals went through the whole pipeline.
     assert!(rejected > CALLS / 10, "{rejected} rejected");
     assert!(refined > 0, "refinement ran");
+    assert!(alternatives > 0, "alternatives ran");
     assert!(checksum.is_finite());
     // The counter works: a Vec allocates.
     let v = vec![1u8; 3];

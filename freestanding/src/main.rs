@@ -11,7 +11,11 @@
 //! checked against the refinement's guarantees: deterministic, the margin
 //! kept, never costlier than a proposal that reached the margin, only
 //! features of the proposal; and the proposal's values, applied as hard
-//! interventions (`intervene`), are taken exactly.
+//! interventions (`intervene`), are taken exactly. With per-request limits
+//! (every feature only raised, at most one change) every recommended value
+//! stays in the bundle's bounds, never goes down, and at most one feature
+//! changes; `recommend_alternatives` gives accepted answers that change
+//! different sets of features.
 //!
 //! Exit codes: 0 all cases match; 2 the bundle does not load; 3 the bundle
 //! and the cases disagree on the number of features; 4 the scratch buffer is
@@ -21,7 +25,7 @@
 #![no_std]
 #![no_main]
 
-use carma_core::{Bundle, FeatureSet, Options, Refine};
+use carma_core::{Bundle, FeatureSet, Limits, Options, Refine};
 
 /// The embedded model. To embed another bundle, change this path and the
 /// `cases` path below, then regenerate the cases for it with
@@ -110,7 +114,9 @@ fn check_refined(
     // starting point is the networks' proposal, bit for bit.
     let clipped = !ra.bound_by_limit.is_empty();
     let in_bounds = ra.mask.iter().all(|k| {
-        let (lo, hi) = bundle.bounds(k).unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = bundle
+            .bounds(k)
+            .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         a.get(k).is_some_and(|&v| lo <= v && v <= hi)
     });
     let ok = ra == rb
@@ -143,6 +149,46 @@ fn check_refined(
     }
     if rec.mask.iter().any(|k| out.get(k) != values.get(k)) {
         return Some(None);
+    }
+    // Per-request limits: only raise, at most one change.
+    let limited = Options {
+        limits: Limits {
+            increase: FeatureSet::first(cases::N_FEATURES).intersection(bundle.actionable()),
+            max_changes: Some(1),
+            ..Limits::NONE
+        },
+        ..options
+    };
+    let mut c = [0.0f32; cases::N_FEATURES];
+    let Ok(rl) = bundle.recommend_with(x, &limited, &mut c, scratch) else {
+        return Some(Some(6));
+    };
+    let holds = rl.mask.len() <= 1
+        && rl.mask.iter().all(|k| {
+            let (lo, hi) = bundle
+                .bounds(k)
+                .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+            matches!((c.get(k), x.get(k)), (Some(&v), Some(&x0)) if lo <= v && v <= hi && v > x0)
+        });
+    if !holds {
+        return Some(None);
+    }
+    // Alternatives: accepted, each a different set of features.
+    let mut rows = [0.0f32; 3 * cases::N_FEATURES];
+    let mut recs = [None; 3];
+    let Ok(n) = bundle.recommend_alternatives(x, &options, &mut rows, &mut recs, scratch) else {
+        return Some(Some(6));
+    };
+    for i in 1..n {
+        let (Some(Some(r)), Some(Some(p))) = (recs.get(i), recs.get(i - 1)) else {
+            return Some(None);
+        };
+        if !r.accepted
+            || r.mask == p.mask
+            || recs.first().copied().flatten().map(|f| f.mask) == Some(r.mask)
+        {
+            return Some(None);
+        }
     }
     None
 }

@@ -117,7 +117,7 @@ impl Summary {
 
         let d = bundle.n_features();
         s += &format!("\nFeatures ({d}):\n");
-        let rows: Vec<[String; 8]> = (0..d).map(|i| feature_row(bundle, i)).collect();
+        let rows: Vec<[String; 11]> = (0..d).map(|i| feature_row(bundle, i)).collect();
         let header = [
             "#",
             "name",
@@ -127,6 +127,9 @@ impl Summary {
             "weight",
             "mean",
             "std",
+            "min",
+            "max",
+            "direction",
         ]
         .map(String::from);
         s += &table(&header, &rows);
@@ -172,6 +175,9 @@ impl Summary {
                     "weight": model::weight(bundle, i),
                     "mean": bundle.mean(i),
                     "std": bundle.std(i),
+                    "min": bundle.bounds(i).map(|b| b.0),
+                    "max": bundle.bounds(i).map(|b| b.1),
+                    "direction": direction(bundle, i),
                 })
             })
             .collect();
@@ -215,7 +221,7 @@ impl Summary {
     }
 }
 
-fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 8] {
+fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
     let parents: Vec<String> = bundle
         .parents(i)
         .iter()
@@ -250,7 +256,27 @@ fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 8] {
         model::weight(bundle, i).map_or("-".to_owned(), |w| format!("{w}")),
         num(bundle.mean(i)),
         num(bundle.std(i)),
+        bound(bundle.bounds(i).map(|b| b.0)),
+        bound(bundle.bounds(i).map(|b| b.1)),
+        direction(bundle, i).to_owned(),
     ]
+}
+
+/// A bound as shown: `-` when the model has none (an unbounded `f32::MAX`).
+fn bound(v: Option<f32>) -> String {
+    match v {
+        Some(v) if v.abs() < f32::MAX => format!("{v:.4}"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// The direction a recommendation may move feature `i`: `any`, `increase` or `decrease`.
+fn direction(bundle: &Bundle<'_>, i: usize) -> &'static str {
+    match bundle.direction(i) {
+        carma_core::Direction::Increase => "increase",
+        carma_core::Direction::Decrease => "decrease",
+        _ => "any",
+    }
 }
 
 /// Left-aligned columns, two spaces apart, indented by two.

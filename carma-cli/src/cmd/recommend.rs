@@ -95,6 +95,10 @@ pub struct Args {
     /// Features a recommendation may only lower (or keep), comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
     pub decrease_only: Vec<String>,
+    /// Up to K further recommendations per person, each changing a different set of features
+    /// (the cheapest found with one more feature of the earlier ones forbidden), by cost.
+    #[arg(long, value_name = "K", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub alternatives: u8,
 }
 
 /// The whole run's limits from the command line, checked against the model.
@@ -197,6 +201,8 @@ struct Tally {
     already: usize,
     accepted: usize,
     rejected: usize,
+    /// Rejected with no accepted recommendation within the limits.
+    none_within: usize,
     warnings: usize,
 }
 
@@ -209,6 +215,9 @@ impl Tally {
             self.accepted += 1;
         } else {
             self.rejected += 1;
+            if e.rec.status == carma_core::Status::NoneWithinLimits {
+                self.none_within += 1;
+            }
         }
         if e.forbidden_left_none.is_some_and(|(_, u)| u.accepted) {
             self.warnings += 1;
@@ -220,6 +229,7 @@ impl Tally {
         self.already += o.already;
         self.accepted += o.accepted;
         self.rejected += o.rejected;
+        self.none_within += o.none_within;
         self.warnings += o.warnings;
     }
 }
@@ -303,6 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         forbid,
         refine: refinement(args.no_refine, args.min_prob),
         limits,
+        alternatives: usize::from(args.alternatives),
         format: args.format,
         style: Style::new(&bundle),
         layout,
@@ -349,8 +360,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tally.warnings
         )
     };
+    let within = if tally.none_within > 0 {
+        format!(
+            " ({} of them with no recommendation within the limits)",
+            tally.none_within
+        )
+    } else {
+        String::new()
+    };
     note!(
-        "{} people: {} already accepted, {} accepted after the recommendation, {} not accepted{forbidden}{}",
+        "{} people: {} already accepted, {} accepted after the recommendation, {} not accepted{within}{forbidden}{}",
         tally.people,
         tally.already,
         tally.accepted,
@@ -610,6 +629,7 @@ struct Shared<'s, 'a> {
     forbid: FeatureSet,
     refine: Option<carma_core::Refine>,
     limits: RunLimits,
+    alternatives: usize,
     format: Format,
     style: Style,
     layout: Layout,
@@ -775,6 +795,9 @@ struct Worker {
     scratch: Vec<f32>,
     x_cf: Vec<f32>,
     x_alt: Vec<f32>,
+    /// The first recommendation and the alternatives, `D` values each, and their results.
+    x_alts: Vec<f32>,
+    alt_recs: Vec<Option<carma_core::Recommendation>>,
     /// This row's bounds: the run's, with the row's own columns over them.
     row_min: Vec<f32>,
     row_max: Vec<f32>,
@@ -791,6 +814,8 @@ impl Worker {
             scratch: vec![0.0; bundle.scratch_len()],
             x_cf: vec![0.0; d],
             x_alt: vec![0.0; d],
+            x_alts: Vec::new(),
+            alt_recs: Vec::new(),
             row_min: vec![0.0; d],
             row_max: vec![0.0; d],
             rows: Parsed::default(),
@@ -806,6 +831,7 @@ impl Worker {
             forbid,
             refine,
             ref limits,
+            alternatives,
             format,
             ref style,
             ref layout,
@@ -837,6 +863,7 @@ impl Worker {
             self.row_min.copy_from_slice(&limits.min);
             self.row_max.copy_from_slice(&limits.max);
             let mut max_changes = limits.max_changes;
+            let (mut increase, mut decrease) = (limits.increase, limits.decrease);
             let n_limits = layout.limits.len();
             let cells = self
                 .rows
@@ -848,6 +875,15 @@ impl Worker {
                     continue;
                 }
                 match what {
+                    RowLimit::Direction(i) => {
+                        increase.remove(i);
+                        decrease.remove(i);
+                        if v == 1.0 {
+                            increase.insert(i);
+                        } else if v == 2.0 {
+                            decrease.insert(i);
+                        }
+                    }
                     RowLimit::Min(i) => self.row_min[i] = v,
                     RowLimit::Max(i) => self.row_max[i] = v,
                     RowLimit::MaxChanges => {
@@ -876,19 +912,42 @@ impl Worker {
                 limits: carma_core::Limits {
                     min: &self.row_min,
                     max: &self.row_max,
-                    increase: limits.increase,
-                    decrease: limits.decrease,
+                    increase,
+                    decrease,
                     max_changes,
                 },
                 ..carma_core::Options::new(forbid, refine)
             };
-            let rec = bundle
-                .recommend_with(x, &options, &mut self.x_cf, &mut self.scratch)
-                .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
+            let rec = if alternatives == 0 {
+                bundle.recommend_with(x, &options, &mut self.x_cf, &mut self.scratch)
+            } else {
+                self.x_alts.resize((alternatives + 1) * d, 0.0);
+                self.alt_recs.resize(alternatives + 1, None);
+                bundle
+                    .recommend_alternatives(
+                        x,
+                        &options,
+                        &mut self.x_alts,
+                        &mut self.alt_recs,
+                        &mut self.scratch,
+                    )
+                    .map(|_| {
+                        self.x_cf.copy_from_slice(&self.x_alts[..d]);
+                        self.alt_recs[0].expect("the first answer is always there")
+                    })
+            }
+            .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
             let e = self
                 .explanation
                 .get_or_insert_with(|| Explanation::empty(rec));
             e.fill(style, row, x, &self.x_cf, rec);
+            if alternatives > 0 {
+                for (i, r) in self.alt_recs.iter().enumerate().skip(1) {
+                    if let Some(r) = r {
+                        e.add_alternative(x, &self.x_alts[i * d..(i + 1) * d], *r);
+                    }
+                }
+            }
             e.max_changes = options.limits.max_changes;
             if !forbid.is_empty() && !rec.already_accepted && !rec.accepted {
                 // Would the person have had an accepted recommendation without --forbid?
