@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 
 use anyhow::Context;
 use carma_train::evaluate::{
-    Recommendations, oracle_bins, rejected_test, run_carma_core, run_oracle, score,
+    Recommendations, oracle_bins, rejected_test, run_carma_core_with, run_oracle, score,
 };
 use carma_train::pipeline::{PipelineConfig, train_simulated};
 use carma_train::scm::Dataset;
@@ -41,6 +41,10 @@ pub struct Args {
     /// Threads for the oracle (default: every core; at most 256).
     #[arg(long, value_parser = crate::cmd::parse_jobs)]
     pub jobs: Option<NonZeroUsize>,
+    /// Show CARMA's networks' proposals as they are, without the refinement `carma recommend`
+    /// applies by default.
+    #[arg(long)]
+    pub no_refine: bool,
 }
 
 /// Run `carma oracle`.
@@ -65,7 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         x.nrows()
     );
     let oracle = run_oracle(&sim, &x, bins, threads(args.jobs));
-    let carma = run_carma_core(&sim, &x);
+    let refine =
+        crate::cmd::recommend::refinement(args.no_refine, carma_core::recommend::DEFAULT_MIN_PROB);
+    let carma = run_carma_core_with(&sim, &x, refine);
     let names = sim.trained.graph.names();
     let describe = |r: &Recommendations, i: usize| {
         let changed: Vec<String> = (0..names.len())
