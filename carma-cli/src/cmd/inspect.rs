@@ -227,17 +227,7 @@ fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
         .iter()
         .map(|p| escaped(model::name(bundle, p)))
         .collect();
-    // Four decimals, or four significant digits in exponent notation for values so small (or
-    // large) that decimals would hide them (a feature on a scale of 1e-9).
-    let num = |v: Option<f32>| {
-        v.map_or("-".to_owned(), |v| {
-            if v != 0.0 && !(1e-3..1e7).contains(&v.abs()) {
-                format!("{v:.3e}")
-            } else {
-                format!("{v:.4}")
-            }
-        })
-    };
+    let num = |v: Option<f32>| v.map_or("-".to_owned(), number);
     [
         i.to_string(),
         escaped(model::name(bundle, i)),
@@ -262,10 +252,20 @@ fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
     ]
 }
 
+/// Four decimals, or four significant digits in exponent notation for values so small (or
+/// large) that decimals would hide them (a feature on a scale of 1e-9).
+fn number(v: f32) -> String {
+    if v != 0.0 && !(1e-3..1e7).contains(&v.abs()) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 /// A bound as shown: `-` when the model has none (an unbounded `f32::MAX`).
 fn bound(v: Option<f32>) -> String {
     match v {
-        Some(v) if v.abs() < f32::MAX => format!("{v:.4}"),
+        Some(v) if v.abs() < f32::MAX => number(v),
         _ => "-".to_owned(),
     }
 }
