@@ -37,7 +37,7 @@ static LOAN: &[u8] = include_bytes!("../../fixtures/bench/loan.carma");
 /// Its recourse test split, original units, `D` little-endian `f32` per row.
 static LOAN_ROWS: &[u8] = include_bytes!("../../fixtures/bench/loan_test_rows.f32");
 
-/// Paper widths (SPEC sections 4 to 6).
+/// Paper widths (docs/MATH.md sections 3 to 5).
 const FLOW_HIDDEN: u16 = 64;
 const MASK_HIDDEN: [u16; 2] = [32, 32];
 const ACTION_HIDDEN: [u16; 3] = [32, 32, 32];

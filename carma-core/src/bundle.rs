@@ -345,7 +345,7 @@ impl<'a> Bundle<'a> {
         self.carma.as_ref().ok_or(Error::NoCarma)
     }
 
-    /// `out = (x - mean) / std`, per feature (SPEC section 3). A non-finite
+    /// `out = (x - mean) / std`, per feature (docs/MATH.md, section 2). A non-finite
     /// input or result is an error.
     pub fn standardize(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_input(x)?;
@@ -377,7 +377,7 @@ impl<'a> Bundle<'a> {
         finite(out, Quantity::Original)
     }
 
-    /// Abduction `z = T(x~)` through every flow layer (SPEC section 5).
+    /// Abduction `z = T(x~)` through every flow layer (docs/MATH.md, section 4).
     pub fn abduct(
         &self,
         x_std: &[f32],
@@ -392,8 +392,8 @@ impl<'a> Bundle<'a> {
         finite(z_out, Quantity::Latent)
     }
 
-    /// The flow's log-density `log p(x~)` of a standardized point (SPEC
-    /// section 5). In original units subtract `sum_j ln std_j`.
+    /// The flow's log-density `log p(x~)` of a standardized point
+    /// (docs/MATH.md, section 4). In original units subtract `sum_j ln std_j`.
     pub fn log_likelihood(&self, x_std: &[f32], scratch: &mut [f32]) -> Result<f32, Error> {
         self.check_input(x_std)?;
         self.check_scratch(scratch)?;
@@ -476,7 +476,7 @@ impl<'a> Bundle<'a> {
         finite(x_cf_std_out, Quantity::Reconstruction)
     }
 
-    /// The classifier's probability that `x~` is accepted (SPEC section 4).
+    /// The classifier's probability that `x~` is accepted (docs/MATH.md, section 3).
     pub fn classify(&self, x_std: &[f32], scratch: &mut [f32]) -> Result<f32, Error> {
         self.check_input(x_std)?;
         self.check_scratch(scratch)?;
@@ -495,7 +495,7 @@ impl<'a> Bundle<'a> {
         Ok(p)
     }
 
-    /// The intervention mask for latent `z` (SPEC section 6): feature `i` is
+    /// The intervention mask for latent `z` (docs/MATH.md, section 5): feature `i` is
     /// selected iff `phi_i1 > phi_i0`, it is actionable and not in `forbid`.
     pub fn mask(
         &self,
@@ -511,7 +511,7 @@ impl<'a> Bundle<'a> {
     }
 
     /// The latent shift `delta` the action network proposes for latent `z`
-    /// and `mask`, clamped to the bundle's range (SPEC section 6). The
+    /// and `mask`, clamped to the bundle's range (docs/MATH.md, section 5). The
     /// intervention is `z_cf = z + mask * delta`.
     pub fn action(
         &self,

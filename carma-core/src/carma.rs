@@ -1,4 +1,4 @@
-//! The CARMA networks (SPEC section 6): the mask network chooses which
+//! The CARMA networks (docs/MATH.md, section 5): the mask network chooses which
 //! features to intervene on, the action network how far to shift their latents.
 
 use crate::FeatureSet;
@@ -147,7 +147,7 @@ impl<'a> Carma<'a> {
         Ok(())
     }
 
-    /// The cost of moving `x_std` to `x_cf_std` under `mask` (SPEC section 6):
+    /// The cost of moving `x_std` to `x_cf_std` under `mask` (docs/MATH.md, section 5):
     /// `mean over actionable k of w_k m_k (x~_k - x~cf_k)^2 / range_k`,
     /// 0 when no feature is actionable.
     pub(crate) fn cost(

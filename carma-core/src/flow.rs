@@ -1,5 +1,5 @@
 //! The causal normalizing flow: stacked masked affine (MADE) layers
-//! (SPEC section 5; exact parameterization in FLOW_MATH sections 3 to 6).
+//! (docs/MATH.md, section 4; exact parameterization in FLOW_MATH sections 3 to 6).
 //!
 //! Each layer maps `x` to `z_i = x_i * exp(ls_i) + shift_i`, where
 //! `(shift_i, raw_i)` are outputs `2i, 2i + 1` of the layer's hyper-network
@@ -21,10 +21,10 @@ use crate::mlp::{Dense, Mlp, activate_all, check_dims, check_params};
 /// monotonic affine transform with slope `1e-3`, FLOW_MATH section 4).
 pub const LN_MIN_SCALE: f32 = -6.907_755_4;
 
-/// `ln(2 pi) / 2`, the standard normal's log-normalizer (SPEC section 5).
+/// `ln(2 pi) / 2`, the standard normal's log-normalizer (docs/MATH.md, section 4).
 pub const HALF_LN_2PI: f32 = 0.918_938_5;
 
-/// Hidden activation of every hyper-network (SPEC section 5).
+/// Hidden activation of every hyper-network (docs/MATH.md, section 4).
 pub const HIDDEN: Activation = Activation::Elu;
 
 /// The soft-clipped log-scale `raw / (1 + |raw / ln(1e-3)|)`, in the
@@ -580,7 +580,7 @@ impl<'a> Flow<'a> {
     }
 
     /// `log p(x~)` given the latent `z = T(x~)` and `log |det dz/dx~|`:
-    /// `sum_i (-z_i^2 / 2 - ln(2 pi) / 2) + log_det` (SPEC section 5).
+    /// `sum_i (-z_i^2 / 2 - ln(2 pi) / 2) + log_det` (docs/MATH.md, section 4).
     pub(crate) fn log_density(z: &[f32], log_det: f32) -> f32 {
         let base: f32 = z.iter().map(|&z| -(z * z) / 2.0 - HALF_LN_2PI).sum();
         base + log_det

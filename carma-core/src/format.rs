@@ -26,7 +26,7 @@
 //!   each laid out as an MLP over [`FlowWire::dims`]. Layer 0 is applied first
 //!   in the data-to-latent direction.
 //! - MADE output order: row `2i` is the shift of feature `i`, row `2i + 1` its
-//!   unconstrained log-scale (SPEC section 5).
+//!   unconstrained log-scale (docs/MATH.md, section 4).
 
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +178,7 @@ pub struct FeaturesWire<'a> {
 /// the data shows, never far).
 pub const BOUND_MARGIN: f32 = 0.1;
 
-/// Per-feature standardization `x~ = (x - mean) / std` (SPEC section 3).
+/// Per-feature standardization `x~ = (x - mean) / std` (docs/MATH.md, section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScalerWire<'a> {
     /// `D` means, `f32` LE.
@@ -189,7 +189,7 @@ pub struct ScalerWire<'a> {
     pub std: &'a [u8],
 }
 
-/// The causal normalizing flow: stacked masked affine (MADE) layers (SPEC section 5).
+/// The causal normalizing flow: stacked masked affine (MADE) layers (docs/MATH.md, section 4).
 ///
 /// Every hyper-network has ELU hidden layers and no output activation (fixed,
 /// so not stored). It may have no hidden layer at all; then `ready` is empty.
@@ -213,7 +213,7 @@ pub struct FlowWire<'a> {
     pub ready: &'a [u8],
 }
 
-/// The CARMA networks and what the recommendation needs besides them (SPEC section 6).
+/// The CARMA networks and what the recommendation needs besides them (docs/MATH.md, section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CarmaWire<'a> {
     /// Mask network: `D -> ... -> 2D` logits, `(phi_i0, phi_i1)` at `2i, 2i + 1`.
@@ -264,7 +264,7 @@ pub struct MetricsWire {
     pub carma_coverage: Option<f32>,
     /// CARMA causal validity under the true SCM, in [0, 1], when known.
     pub carma_validity: Option<f32>,
-    /// CARMA mean cost (SPEC section 6) on the rejected test individuals.
+    /// CARMA mean cost (docs/MATH.md, section 5) on the rejected test individuals.
     pub carma_cost: Option<f32>,
     /// CARMA mean number of intervened features.
     pub carma_mean_actions: Option<f32>,

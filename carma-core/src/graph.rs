@@ -1,4 +1,4 @@
-//! The features and the causal graph (SPEC section 2): names, flags, the
+//! The features and the causal graph (docs/MATH.md, section 2): names, flags, the
 //! parent matrix and the topological order, checked against each other.
 
 use crate::FeatureSet;

@@ -8,7 +8,7 @@ use crate::error::{Argument, Error, InputError, Quantity};
 use crate::flow::{Fixed, Track};
 use crate::format::{Direction, MAX_FEATURES};
 
-/// A classifier probability at or above this is an acceptance (SPEC section 1).
+/// A classifier probability at or above this is an acceptance (docs/MATH.md, section 1).
 pub const ACCEPT_THRESHOLD: f32 = 0.5;
 
 /// What [`Bundle::recommend`] found for one individual.
@@ -646,7 +646,7 @@ impl<'a> Bundle<'a> {
     }
 
     /// The cost of moving `x_std` to `x_cf_std` by intervening on `mask`
-    /// (SPEC section 6): `mean over actionable k of w_k m_k (x~_k - x~cf_k)^2 / range_k`.
+    /// (docs/MATH.md, section 5): `mean over actionable k of w_k m_k (x~_k - x~cf_k)^2 / range_k`.
     pub fn cost(&self, x_std: &[f32], x_cf_std: &[f32], mask: FeatureSet) -> Result<f32, Error> {
         let carma = self.carma_or_err()?;
         self.check_input(x_std)?;

@@ -1,5 +1,5 @@
 //! The two-feature model of `common::hand_spec`, with every value worked out
-//! on paper from SPEC sections 3, 5 and 6 (the f64 formulas below are those
+//! on paper from docs/MATH.md sections 2, 4 and 5 (the f64 formulas below are those
 //! hand derivations; the approximate numbers are in the comments).
 
 mod common;
@@ -411,7 +411,7 @@ fn accessors_describe_the_model() {
 fn scratch_of_a_loan_sized_model_is_177_values() {
     use carma_core::format::Activation::{Identity, Relu, Sigmoid};
     use rand::SeedableRng;
-    // D = 7, flow hidden 64, classifier 32-32, mask 32-32, action 32-32-32 (SPEC 4, 6).
+    // D = 7, flow hidden 64, classifier 32-32, mask 32-32, action 32-32-32 (docs/MATH.md sections 3, 5).
     let shape = common::Shape {
         d: 7,
         flow_layers: 1,
