@@ -273,21 +273,8 @@ impl Explanation {
         } else if self.actions.is_empty() {
             out.extend_from_slice(b"No recommendation: no feature that may be changed would help.");
         } else {
-            // "raise income from 1.20 to 2.85 and savings from 0.40 to 3.10": a verb is said
-            // once for a run of actions sharing it.
             out.extend_from_slice(b"Recommended: ");
-            let mut previous = "";
-            for (k, c) in self.actions.iter().enumerate() {
-                separator(out, k, self.actions.len());
-                let verb = action_verb(bundle, c);
-                if verb != previous {
-                    out.extend_from_slice(verb.as_bytes());
-                    out.push(b' ');
-                }
-                previous = verb;
-                out.extend_from_slice(style.names[c.feature].as_bytes());
-                style.write_move(out, c);
-            }
+            write_actions(bundle, style, &self.actions, out);
             if !self.consequences.is_empty() {
                 out.extend_from_slice(b"; as a consequence ");
                 for (k, c) in self.consequences.iter().enumerate() {
@@ -312,18 +299,7 @@ impl Explanation {
             out.extend_from_slice(b"  Alternative ");
             write_uint(out, k as u64 + 1);
             out.extend_from_slice(b": ");
-            let mut previous = "";
-            for (j, c) in actions.iter().enumerate() {
-                separator(out, j, actions.len());
-                let verb = action_verb(bundle, c);
-                if verb != previous {
-                    out.extend_from_slice(verb.as_bytes());
-                    out.push(b' ');
-                }
-                previous = verb;
-                out.extend_from_slice(style.names[c.feature].as_bytes());
-                style.write_move(out, c);
-            }
+            write_actions(bundle, style, actions, out);
             out.extend_from_slice(b". Then accepted (p = ");
             write_fixed(out, rec.prob_after, 2);
             out.extend_from_slice(b"), cost ");
@@ -717,6 +693,23 @@ pub fn escaped(text: &str) -> String {
 }
 
 /// `, ` or ` and ` before item `k` of `n`, as [`join`] puts them.
+/// "raise income from 1.20 to 2.85 and savings from 0.40 to 3.10": a verb is said once for a
+/// run of actions sharing it.
+fn write_actions(bundle: &Bundle<'_>, style: &Style, actions: &[Change], out: &mut Vec<u8>) {
+    let mut previous = "";
+    for (k, c) in actions.iter().enumerate() {
+        separator(out, k, actions.len());
+        let verb = action_verb(bundle, c);
+        if verb != previous {
+            out.extend_from_slice(verb.as_bytes());
+            out.push(b' ');
+        }
+        previous = verb;
+        out.extend_from_slice(style.names[c.feature].as_bytes());
+        style.write_move(out, c);
+    }
+}
+
 fn separator(out: &mut Vec<u8>, k: usize, n: usize) {
     if k == 0 {
         return;
