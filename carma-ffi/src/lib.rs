@@ -25,7 +25,6 @@
 use core::ffi::c_char;
 use core::mem::{align_of, size_of};
 
-use carma_core::format::Direction;
 use carma_core::{Bundle, Error, FeatureSet, Limits, Options, Refine, Status};
 
 #[cfg(not(feature = "std"))]
@@ -232,18 +231,25 @@ pub extern "C" fn carma_error_message(code: i32) -> *const c_char {
     s.as_ptr()
 }
 
+/// `CARMA_ERR_NULL` for a null `ptr`, `CARMA_ERR_MISALIGNED` for one not
+/// aligned for `T`.
+fn check<T>(ptr: *const T) -> Result<(), i32> {
+    if ptr.is_null() {
+        Err(CARMA_ERR_NULL)
+    } else if (ptr as usize) % align_of::<T>() != 0 {
+        Err(CARMA_ERR_MISALIGNED)
+    } else {
+        Ok(())
+    }
+}
+
 /// A slice of `len` `T`s at `ptr`, after checking null and alignment.
 ///
 /// # Safety
 /// If non-null and aligned, `ptr` must point to `len` valid `T`s that are
 /// not written during `'a` (the C caller's side of the contract).
 unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], i32> {
-    if ptr.is_null() {
-        return Err(CARMA_ERR_NULL);
-    }
-    if (ptr as usize) % align_of::<T>() != 0 {
-        return Err(CARMA_ERR_MISALIGNED);
-    }
+    check(ptr)?;
     // SAFETY: non-null and aligned, checked above; validity of `len`
     // elements is the caller's contract stated in the docs.
     Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
@@ -254,12 +260,7 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], i32> {
 /// # Safety
 /// As for [`slice`], and the memory is not read or written elsewhere during `'a`.
 unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize) -> Result<&'a mut [T], i32> {
-    if ptr.is_null() {
-        return Err(CARMA_ERR_NULL);
-    }
-    if (ptr as usize) % align_of::<T>() != 0 {
-        return Err(CARMA_ERR_MISALIGNED);
-    }
+    check(ptr)?;
     // SAFETY: as in `slice`; exclusivity is the caller's contract.
     Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
 }
@@ -270,12 +271,7 @@ unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize) -> Result<&'a mut [T], i32> 
 /// `model`, if non-null, points to a `CarmaModel` (the type's alignment and
 /// size are the C caller's to respect, as for any struct they declare).
 unsafe fn opened<'m>(model: *const CarmaModel) -> Result<&'m Bundle<'static>, i32> {
-    if model.is_null() {
-        return Err(CARMA_ERR_NULL);
-    }
-    if (model as usize) % align_of::<CarmaModel>() != 0 {
-        return Err(CARMA_ERR_MISALIGNED);
-    }
+    check(model)?;
     // SAFETY: `model` is a non-null, aligned `CarmaModel`; its first word is
     // plain `u64` data, readable whatever the storage holds.
     let tag = unsafe { (*model).opaque[0] };
@@ -286,6 +282,26 @@ unsafe fn opened<'m>(model: *const CarmaModel) -> Result<&'m Bundle<'static>, i3
     // valid `Opened` at this address (size and alignment checked at compile
     // time), so the storage holds one.
     Ok(unsafe { &(*(model as *const Opened)).bundle })
+}
+
+/// Writes `f` of the opened model's bundle to `*out`: the shape of every
+/// one-value query.
+///
+/// # Safety
+/// `model` points to a `CarmaModel`; `out` to a writable `T`.
+unsafe fn query<T>(
+    model: *const CarmaModel,
+    out: *mut T,
+    f: impl FnOnce(&Bundle<'static>) -> Result<T, i32>,
+) -> i32 {
+    status(|| {
+        // SAFETY: the caller's contract.
+        let bundle = unsafe { opened(model)? };
+        // SAFETY: the caller's contract; one element.
+        let out = unsafe { slice_mut(out, 1)? };
+        out[0] = f(bundle)?;
+        Ok(())
+    })
 }
 
 /// Runs `f`, turning its error into the code.
@@ -306,12 +322,7 @@ fn status(f: impl FnOnce() -> Result<(), i32>) -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn carma_open(bytes: *const u8, len: usize, model: *mut CarmaModel) -> i32 {
     status(|| {
-        if model.is_null() {
-            return Err(CARMA_ERR_NULL);
-        }
-        if (model as usize) % align_of::<CarmaModel>() != 0 {
-            return Err(CARMA_ERR_MISALIGNED);
-        }
+        check(model.cast_const())?;
         // SAFETY: non-null and aligned `CarmaModel`, writable by contract;
         // clearing the tag first means a failed open leaves it not open.
         unsafe { (*model).opaque[0] = 0 };
@@ -336,14 +347,8 @@ pub unsafe extern "C" fn carma_open(bytes: *const u8, len: usize, model: *mut Ca
 /// `model` points to a `CarmaModel`; `out` to a writable `size_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn carma_n_features(model: *const CarmaModel, out: *mut usize) -> i32 {
-    status(|| {
-        // SAFETY: the function's contract.
-        let bundle = unsafe { opened(model)? };
-        // SAFETY: the function's contract; one element.
-        let out = unsafe { slice_mut(out, 1)? };
-        out[0] = bundle.n_features();
-        Ok(())
-    })
+    // SAFETY: the function's contract is `query`'s.
+    unsafe { query(model, out, |bundle| Ok(bundle.n_features())) }
 }
 
 /// The number of `float`s of scratch a recommendation needs, into `*out`.
@@ -352,14 +357,8 @@ pub unsafe extern "C" fn carma_n_features(model: *const CarmaModel, out: *mut us
 /// `model` points to a `CarmaModel`; `out` to a writable `size_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn carma_scratch_len(model: *const CarmaModel, out: *mut usize) -> i32 {
-    status(|| {
-        // SAFETY: the function's contract.
-        let bundle = unsafe { opened(model)? };
-        // SAFETY: the function's contract; one element.
-        let out = unsafe { slice_mut(out, 1)? };
-        out[0] = bundle.scratch_len();
-        Ok(())
-    })
+    // SAFETY: the function's contract is `query`'s.
+    unsafe { query(model, out, |bundle| Ok(bundle.scratch_len())) }
 }
 
 /// Feature `i`'s name (UTF-8, not NUL-terminated, borrowed from the
@@ -396,27 +395,22 @@ pub unsafe extern "C" fn carma_feature_info(
     i: usize,
     info: *mut CarmaFeatureInfo,
 ) -> i32 {
-    status(|| {
-        // SAFETY: the function's contract.
-        let bundle = unsafe { opened(model)? };
-        // SAFETY: the function's contract; one element.
-        let info = unsafe { slice_mut(info, 1)? };
-        let (min, max) = bundle.bounds(i).ok_or(CARMA_ERR_INDEX)?;
-        info[0] = CarmaFeatureInfo {
-            actionable: bundle.is_actionable(i) as u8,
-            binary: bundle.is_binary(i) as u8,
-            direction: match bundle.direction(i) {
-                Direction::Any => 0,
-                Direction::Increase => 1,
-                Direction::Decrease => 2,
-            },
-            min,
-            max,
-            mean: bundle.mean(i).ok_or(CARMA_ERR_INDEX)?,
-            std: bundle.std(i).ok_or(CARMA_ERR_INDEX)?,
-        };
-        Ok(())
-    })
+    // SAFETY: the function's contract is `query`'s.
+    unsafe {
+        query(model, info, |bundle| {
+            let (min, max) = bundle.bounds(i).ok_or(CARMA_ERR_INDEX)?;
+            Ok(CarmaFeatureInfo {
+                actionable: bundle.is_actionable(i) as u8,
+                binary: bundle.is_binary(i) as u8,
+                // The bundle's own wire byte: 0 any, 1 only up, 2 only down.
+                direction: bundle.direction(i).to_byte(),
+                min,
+                max,
+                mean: bundle.mean(i).ok_or(CARMA_ERR_INDEX)?,
+                std: bundle.std(i).ok_or(CARMA_ERR_INDEX)?,
+            })
+        })
+    }
 }
 
 /// What the `carma` command does: refinement with its defaults, no limits.
