@@ -57,7 +57,10 @@
 // Caller-owned storage for an opened bundle (declare one, on the stack or
 // statically, and pass it to `carma_open`). Opaque: its content is only
 // meaningful to this library. It borrows the bundle's bytes.
-typedef struct CarmaModel CarmaModel;
+typedef struct CarmaModel {
+  // Opaque storage.
+  uint64_t opaque[CARMA_MODEL_WORDS];
+} CarmaModel;
 
 // Metadata of one feature.
 typedef struct CarmaFeatureInfo {
@@ -99,7 +102,8 @@ typedef struct CarmaRequest {
   uint64_t increase;
   // Bit `i` set: feature `i` may only be lowered.
   uint64_t decrease;
-  // At most this many changed features; negative for no limit.
+  // At most this many changed features; 0 or negative for no limit (so
+  // that a zeroed request has none).
   int32_t max_changes;
 } CarmaRequest;
 

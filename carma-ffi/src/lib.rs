@@ -3,9 +3,14 @@
 //! A C interface over [`carma_core`]: open a model bundle from bytes the
 //! caller owns (no copy, no allocation) and recommend into arrays the caller
 //! owns. The header is `carma-ffi/include/carma.h`, generated from this file
-//! by cbindgen (`cbindgen --config carma-ffi/cbindgen.toml --crate carma-ffi
-//! --output carma-ffi/include/carma.h`); a test checks that the committed
-//! header declares every function exported here.
+//! by cbindgen; `tests/header.rs` regenerates it and fails if the committed
+//! one differs (`CARMA_BLESS=1` rewrites it).
+//!
+//! For C firmware build it without the standard library:
+//! `cargo build -p carma-ffi --profile ffi --no-default-features` (the `ffi`
+//! profile has `panic = "abort"`), and link with `--gc-sections`;
+//! `examples/c/README.md` shows the use and `tests/c_example.rs` compiles the
+//! C examples against that build and checks them bit for bit.
 //!
 //! Every function returns an error code (`CARMA_OK` = 0, negative on error;
 //! [`carma_error_message`] turns one into a static message) and checks its
@@ -74,7 +79,7 @@ pub const CARMA_MODEL_WORDS: usize = 128;
 /// Caller-owned storage for an opened bundle (declare one, on the stack or
 /// statically, and pass it to `carma_open`). Opaque: its content is only
 /// meaningful to this library. It borrows the bundle's bytes.
-#[repr(C, align(8))]
+#[repr(C)]
 pub struct CarmaModel {
     /// Opaque storage.
     pub opaque: [u64; CARMA_MODEL_WORDS],
@@ -136,7 +141,8 @@ pub struct CarmaRequest {
     pub increase: u64,
     /// Bit `i` set: feature `i` may only be lowered.
     pub decrease: u64,
-    /// At most this many changed features; negative for no limit.
+    /// At most this many changed features; 0 or negative for no limit (so
+    /// that a zeroed request has none).
     pub max_changes: i32,
 }
 
@@ -505,7 +511,7 @@ unsafe fn recommend_rows(
             unsafe { slice(r.max, d)? }
         };
         let max_changes = match r.max_changes {
-            c if c < 0 => None,
+            c if c <= 0 => None,
             c => Some(u8::try_from(c).unwrap_or(u8::MAX)),
         };
         let refine = (r.refine != 0).then_some(Refine {
