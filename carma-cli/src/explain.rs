@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use carma_core::{Bundle, FeatureSet, Recommendation, Status};
+use carma_core::{Bundle, FeatureSet, Kind, Recommendation, Status};
 
 use crate::model;
 
@@ -342,6 +342,8 @@ impl Explanation {
                     feature: model::name(bundle, c.feature),
                     from: short(c.from),
                     to: short(c.to),
+                    from_level: level(bundle, c.feature, c.from),
+                    to_level: level(bundle, c.feature, c.to),
                 })
                 .collect()
         };
@@ -435,9 +437,15 @@ impl Explanation {
                 }
             });
         }
-        for &v in &self.x_cf {
-            out.push(b',');
-            write_compact(out, v);
+        for (i, &v) in self.x_cf.iter().enumerate() {
+            // A categorical feature by its level's name (the input reads names and codes).
+            match level(bundle, i, v) {
+                Some(name) => csv_field(out, |o| o.extend_from_slice(name.as_bytes())),
+                None => {
+                    out.push(b',');
+                    write_compact(out, v);
+                }
+            }
         }
         match self.warning(bundle) {
             Some(w) => csv_field(out, |o| o.extend_from_slice(w.as_bytes())),
@@ -728,10 +736,12 @@ impl fmt::Write for Bytes<'_> {
 }
 
 /// How one feature's values are written.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Shown {
     /// 0 or 1, no decimals (sign kept).
     Binary,
+    /// A categorical feature: the level's name (the code if it names none).
+    Level(Vec<String>),
     /// This many decimals (0 to 6).
     Fixed(usize),
     /// A spread too small for 6 decimals (e.g. a feature on a scale of 1e-9): exponent notation
@@ -759,8 +769,26 @@ impl Style {
         Style {
             shown: (0..d)
                 .map(|i| {
-                    if bundle.is_binary(i) {
-                        return Shown::Binary;
+                    match bundle.kind(i) {
+                        Kind::Binary => return Shown::Binary,
+                        Kind::Categorical { levels } => {
+                            return Shown::Level(
+                                (0..levels)
+                                    .map(|l| escaped(bundle.level_name(i, l).unwrap_or_default()))
+                                    .collect(),
+                            );
+                        }
+                        // As many decimals as the step has (none for whole steps).
+                        Kind::Integer { step } => {
+                            let decimals = (0..=6)
+                                .find(|&n| {
+                                    let scaled = f64::from(step) * 10f64.powi(n);
+                                    (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+                                })
+                                .unwrap_or(6);
+                            return Shown::Fixed(decimals as usize);
+                        }
+                        Kind::Continuous => {}
                     }
                     let std = bundle.std(i).unwrap_or(1.0).max(f32::MIN_POSITIVE);
                     let last = std.log10().round() as i32 - DIGITS_PER_STD;
@@ -779,9 +807,13 @@ impl Style {
     /// Feature `i`'s value `v` as shown, in a buffer on the stack.
     fn shown(&self, i: usize, v: f32) -> Small {
         let mut s = Small::default();
-        match self.shown[i] {
+        match &self.shown[i] {
             Shown::Binary => write_fixed(&mut s, v, 0),
-            Shown::Fixed(decimals) => {
+            Shown::Level(names) => match names.get(v as usize).filter(|_| v >= 0.0) {
+                Some(name) => s.put(name.as_bytes()),
+                None => write_fixed(&mut s, v, 0),
+            },
+            &Shown::Fixed(decimals) => {
                 write_fixed(&mut s, v, decimals);
                 // -0.003 shown with one decimal is "-0.0": say 0.0.
                 if let [b'-', rest @ ..] = s.as_bytes()
@@ -791,7 +823,7 @@ impl Style {
                     s.len -= 1;
                 }
             }
-            Shown::Exp(last) => {
+            &Shown::Exp(last) => {
                 // Digits after the point: from v's leading power of ten down to `last`, at
                 // most the 8 an f32 holds.
                 let lead = if v == 0.0 || !v.is_finite() {
@@ -810,6 +842,16 @@ impl Style {
 
     /// Append ` from <from> to <to>`.
     fn write_move(&self, out: &mut Vec<u8>, c: &Change) {
+        if let Shown::Level(names) = &self.shown[c.feature] {
+            // Names of any length (the stack buffer holds 64 bytes).
+            let name = |v: f32| names.get(v as usize).filter(|_| v >= 0.0);
+            if let (Some(from), Some(to)) = (name(c.from), name(c.to)) {
+                for part in [" from ", from, " to ", to] {
+                    out.extend_from_slice(part.as_bytes());
+                }
+                return;
+            }
+        }
         let (from, to) = (self.shown(c.feature, c.from), self.shown(c.feature, c.to));
         if from.as_bytes() == to.as_bytes() && c.from != c.to {
             // A change smaller than the feature's usual precision (refinement can shrink a
@@ -964,6 +1006,18 @@ struct ChangeJson<'n> {
     feature: &'n str,
     from: f64,
     to: f64,
+    /// A categorical feature's level names for `from` and `to` (the codes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_level: Option<&'n str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_level: Option<&'n str>,
+}
+
+/// The name of the level coded `v` of feature `i`, if it is categorical.
+fn level<'n>(bundle: &Bundle<'n>, i: usize, v: f32) -> Option<&'n str> {
+    (v >= 0.0)
+        .then(|| bundle.level_name(i, v as usize))
+        .flatten()
 }
 
 /// Feature name -> value, as a JSON object in feature order.
@@ -983,7 +1037,7 @@ fn short(v: f32) -> f64 {
 
 /// The verb of an action: `change` (binary), `raise` or `lower`.
 fn action_verb(bundle: &Bundle<'_>, c: &Change) -> &'static str {
-    if bundle.is_binary(c.feature) {
+    if bundle.is_binary(c.feature) || bundle.categorical().contains(c.feature) {
         "change"
     } else if c.to >= c.from {
         "raise"

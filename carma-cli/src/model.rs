@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use carma_core::Bundle;
 use carma_core::le::F32s;
+use carma_core::{Bundle, Kind};
 use carma_train::graph::{CausalGraph, Feature, FeatureKind};
 
 /// A model file's bytes, kept so a [`Bundle`] can borrow them.
@@ -107,10 +107,11 @@ pub fn n_params(params: &[u8]) -> usize {
 pub fn graph(bundle: &Bundle<'_>, file: &Path) -> anyhow::Result<CausalGraph> {
     let features = (0..bundle.n_features())
         .map(|i| {
-            let kind = if bundle.is_binary(i) {
-                FeatureKind::Binary
-            } else {
-                FeatureKind::Continuous
+            let kind = match bundle.kind(i) {
+                Kind::Binary => FeatureKind::Binary,
+                Kind::Integer { .. } => FeatureKind::Integer,
+                Kind::Categorical { .. } => FeatureKind::Categorical,
+                Kind::Continuous => FeatureKind::Continuous,
             };
             let mut f = Feature::new(
                 name(bundle, i),
@@ -118,6 +119,15 @@ pub fn graph(bundle: &Bundle<'_>, file: &Path) -> anyhow::Result<CausalGraph> {
                 bundle.is_actionable(i),
                 bundle.parents(i).iter().collect(),
             );
+            match bundle.kind(i) {
+                Kind::Integer { step } => f.step = Some(f64::from(step)),
+                Kind::Categorical { levels } => {
+                    f.levels = (0..levels)
+                        .map(|l| bundle.level_name(i, l).unwrap_or_default().to_owned())
+                        .collect();
+                }
+                _ => {}
+            }
             if let Some(w) = weight(bundle, i) {
                 f.weight = f64::from(w);
             }

@@ -81,6 +81,8 @@ pub struct Layout {
     pub columns: Vec<usize>,
     /// Whether each feature must be 0 or 1.
     pub binary: Vec<bool>,
+    /// The integer and categorical features (graph order), whose cells must be on their grid.
+    pub grid: Vec<Option<carma_train::graph::Feature>>,
     /// Cells per row.
     pub n_cells: usize,
     /// The `--id` column.
@@ -235,12 +237,18 @@ pub fn parse_plain(
             let b = commas.get(j).copied().unwrap_or(text.len());
             text[a..b].trim()
         };
-        for (&j, &binary) in layout.columns.iter().zip(&layout.binary) {
-            let Ok(v) = cell(j).parse::<f64>() else {
+        for (k, (&j, &binary)) in layout.columns.iter().zip(&layout.binary).enumerate() {
+            let Ok(mut v) = cell(j).parse::<f64>() else {
                 return false;
             };
             if !v.is_finite() || (binary && v != 0.0 && v != 1.0) {
                 return false;
+            }
+            if let Some(Some(f)) = layout.grid.get(k) {
+                match f.grid_value(v) {
+                    Some(g) => v = g,
+                    None => return false,
+                }
             }
             out.xs.push(v as f32);
         }

@@ -296,7 +296,11 @@ fn inspect_reports_metadata_features_sizes_and_metrics() {
     ])));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["recommends"], true);
-    assert_eq!(v["format_version"], carma_core::format::FORMAT_VERSION);
+    // A model without integer or categorical features is still format version 3.
+    assert_eq!(
+        v["format_version"],
+        carma_core::format::OLDEST_FORMAT_VERSION
+    );
     assert_eq!(v["features"].as_array().unwrap().len(), bundle.n_features());
     assert_eq!(v["features"][2]["kind"], "binary");
     assert_eq!(v["sizes"]["file_bytes"], bytes.len());

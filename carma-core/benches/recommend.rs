@@ -303,6 +303,7 @@ fn chain_bundle(d: usize, seed: u64) -> Vec<u8> {
             cost_range: vec![4.0; d],
             weights: vec![1.0; d],
         }),
+        grid: common::Grid::default(),
     }
     .to_bytes()
 }

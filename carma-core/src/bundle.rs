@@ -10,7 +10,10 @@ use crate::FeatureSet;
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity, Section, ValidationError};
 use crate::flow::{Fixed, Flow, Track};
-use crate::format::{Activation, BundleWire, Direction, MAX_LAYERS, MetricsWire};
+use crate::format::{
+    Activation, BundleWire, Direction, GridWire, KIND_CATEGORICAL, KIND_INTEGER, KIND_PLAIN,
+    MAX_LAYERS, MetricsWire,
+};
 use crate::graph::{check_features, flags};
 use crate::le::F32s;
 use crate::mlp::{Mlp, check_finite};
@@ -21,6 +24,9 @@ pub struct Bundle<'a> {
     wire: BundleWire<'a>,
     d: usize,
     binary: FeatureSet,
+    integer: FeatureSet,
+    categorical: FeatureSet,
+    step: F32s<'a>,
     actionable: FeatureSet,
     mean: F32s<'a>,
     std: F32s<'a>,
@@ -74,6 +80,92 @@ pub(crate) fn finite(v: &[f32], quantity: Quantity) -> Result<(), Error> {
 
 /// Checks that a network with widths `dims` (`u16` LE) has at most
 /// `MAX_LAYERS` weight layers.
+/// The kind of a feature (graph files say `kind = "..."`; docs/MATH.md, section 6).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// Any real value.
+    Continuous,
+    /// Exactly 0 or 1.
+    Binary,
+    /// A multiple of `step`.
+    Integer {
+        /// The grid's step (positive).
+        step: f32,
+    },
+    /// One of `levels` levels, coded `0..levels`.
+    Categorical {
+        /// The number of levels (at least 2).
+        levels: usize,
+    },
+}
+
+/// Checks the grid section against the features: returns the integer and
+/// the categorical features and the steps.
+fn check_grid<'a>(
+    grid: &GridWire<'a>,
+    d: usize,
+    binary: FeatureSet,
+    min: F32s<'_>,
+    max: F32s<'_>,
+) -> Result<(FeatureSet, FeatureSet, F32s<'a>), ValidationError> {
+    let section = Section::Grid;
+    let bad = |index| ValidationError::OutOfRange { section, index };
+    let step = floats(grid.step, section, d)?;
+    for bytes in [grid.kind, grid.n_levels] {
+        if bytes.len() != d {
+            return Err(ValidationError::Length {
+                section,
+                expected: d,
+                found: bytes.len(),
+            });
+        }
+    }
+    let (mut integer, mut categorical) = (FeatureSet::EMPTY, FeatureSet::EMPTY);
+    let mut total_levels = 0usize;
+    for i in 0..d {
+        let (kind, n, st) = (grid.kind[i], grid.n_levels[i], step.get(i).unwrap_or(0.0));
+        let (lo, hi) = (min.get(i).unwrap_or(0.0), max.get(i).unwrap_or(0.0));
+        let ok = match kind {
+            KIND_PLAIN => n == 0 && st == 0.0,
+            KIND_INTEGER => !binary.contains(i) && n == 0 && st > 0.0,
+            KIND_CATEGORICAL => {
+                let last = f32::from(n) - 1.0;
+                let whole = |v: f32| libm::truncf(v) == v;
+                !binary.contains(i)
+                    && n >= 2
+                    && st == 1.0
+                    && lo >= 0.0
+                    && hi <= last
+                    && whole(lo)
+                    && whole(hi)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(bad(i));
+        }
+        match kind {
+            KIND_INTEGER => integer.insert(i),
+            KIND_CATEGORICAL => categorical.insert(i),
+            _ => false,
+        };
+        total_levels += usize::from(n);
+    }
+    let lines = if grid.levels.is_empty() {
+        0
+    } else {
+        grid.levels.split('\n').count()
+    };
+    if lines != total_levels || grid.levels.split('\n').any(str::is_empty) && lines > 0 {
+        return Err(ValidationError::Length {
+            section,
+            expected: total_levels,
+            found: lines,
+        });
+    }
+    Ok((integer, categorical, step))
+}
+
 fn check_depth(dims: &[u8], section: Section) -> Result<(), ValidationError> {
     let found = (dims.len() / 2).saturating_sub(1);
     if found > MAX_LAYERS {
@@ -150,6 +242,10 @@ impl<'a> Bundle<'a> {
             }
             .into());
         }
+        let (integer, categorical, step) = match &wire.grid {
+            Some(g) => check_grid(g, d, binary, min, max)?,
+            None => (FeatureSet::EMPTY, FeatureSet::EMPTY, F32s::EMPTY),
+        };
         check_metrics(&wire.meta.metrics)?;
         check_depth(wire.flow.dims, Section::Flow)?;
         check_depth(wire.classifier.dims, Section::Classifier)?;
@@ -175,6 +271,9 @@ impl<'a> Bundle<'a> {
             wire,
             d,
             binary,
+            integer,
+            categorical,
+            step,
             actionable,
             mean,
             std,
@@ -220,6 +319,76 @@ impl<'a> Bundle<'a> {
     /// The binary features.
     pub fn binary(&self) -> FeatureSet {
         self.binary
+    }
+
+    /// The integer and categorical features: those on a grid.
+    pub fn grid(&self) -> FeatureSet {
+        self.integer.union(self.categorical)
+    }
+
+    /// The categorical features.
+    pub fn categorical(&self) -> FeatureSet {
+        self.categorical
+    }
+
+    /// The kind of feature `i` ([`Kind::Continuous`] out of range).
+    pub fn kind(&self, i: usize) -> Kind {
+        if self.binary.contains(i) {
+            Kind::Binary
+        } else if self.integer.contains(i) {
+            Kind::Integer {
+                step: self.step.get(i).unwrap_or(1.0),
+            }
+        } else if self.categorical.contains(i) {
+            let levels = self
+                .wire
+                .grid
+                .and_then(|g| g.n_levels.get(i).copied())
+                .map_or(0, usize::from);
+            Kind::Categorical { levels }
+        } else {
+            Kind::Continuous
+        }
+    }
+
+    /// The name of level `code` of categorical feature `i`.
+    pub fn level_name(&self, i: usize, code: usize) -> Option<&'a str> {
+        let grid = self.wire.grid?;
+        let n = usize::from(*grid.n_levels.get(i)?);
+        if !self.categorical.contains(i) || code >= n {
+            return None;
+        }
+        let before: usize = grid
+            .n_levels
+            .get(..i)?
+            .iter()
+            .map(|&b| usize::from(b))
+            .sum();
+        grid.levels.split('\n').nth(before + code)
+    }
+
+    /// The grid step of feature `i` (1 for a categorical feature and for
+    /// one not on a grid).
+    pub(crate) fn grid_step(&self, i: usize) -> f32 {
+        self.step.get(i).filter(|&s| s > 0.0).unwrap_or(1.0)
+    }
+
+    /// The grid point of feature `i` nearest to `v` within `[lo, hi]`, or
+    /// `None` if the interval holds none; `v` itself for a feature not on
+    /// a grid.
+    pub(crate) fn snap(&self, i: usize, v: f32, lo: f32, hi: f32) -> Option<f32> {
+        if !self.grid().contains(i) {
+            return Some(v);
+        }
+        let step = self.grid_step(i);
+        let mut g = libm::roundf(v / step) * step;
+        if g > hi {
+            g = libm::floorf(hi / step) * step;
+        }
+        if g < lo {
+            g = libm::ceilf(lo / step) * step;
+        }
+        (lo <= g && g <= hi).then_some(g)
     }
 
     /// The parents of feature `i` in the causal graph (empty out of range).
@@ -319,6 +488,27 @@ impl<'a> Bundle<'a> {
             Some(index) => Err(InputError::NotFinite { index }.into()),
             None => Ok(()),
         }
+    }
+
+    /// Checks that every integer and categorical value of the person
+    /// `x_raw` (original units) is on its grid: within a ten-thousandth of
+    /// a step of a multiple of it, and a categorical code in `0..levels`.
+    pub(crate) fn check_grid_input(&self, x_raw: &[f32]) -> Result<(), Error> {
+        for i in self.grid().iter() {
+            let Some(&v) = x_raw.get(i) else {
+                continue;
+            };
+            let step = self.grid_step(i);
+            let g = libm::roundf(v / step) * step;
+            let mut ok = libm::fabsf(v - g) <= 1e-4 * step;
+            if let Kind::Categorical { levels } = self.kind(i) {
+                ok &= g >= 0.0 && g <= levels as f32 - 1.0;
+            }
+            if !ok {
+                return Err(InputError::OffGrid { index: i }.into());
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn check_scratch(&self, scratch: &[f32]) -> Result<(), Error> {

@@ -47,6 +47,8 @@ pub enum Section {
     Bounds,
     /// `features.direction`.
     Direction,
+    /// `grid` (kinds, steps, levels).
+    Grid,
     /// `scaler.mean`.
     Mean,
     /// `scaler.std`.
@@ -227,6 +229,12 @@ pub enum InputError {
         /// Feature index.
         index: usize,
     },
+    /// An integer feature is not a multiple of its step, or a categorical
+    /// one not the code of one of its levels.
+    OffGrid {
+        /// Feature index.
+        index: usize,
+    },
     /// A feature set names a feature the model does not have.
     UnknownFeature {
         /// The feature index (`>= D`).
@@ -316,7 +324,8 @@ impl fmt::Display for FormatError {
             FormatError::BadMagic => f.write_str("not a CARMA bundle (bad magic bytes)"),
             FormatError::UnsupportedVersion { found, supported } => write!(
                 f,
-                "bundle format version {found} is not supported (this build reads version {supported})"
+                "bundle format version {found} is not supported (this build reads versions {}-{supported})",
+                crate::format::OLDEST_FORMAT_VERSION
             ),
             FormatError::Truncated => f.write_str("bundle is truncated"),
             FormatError::TrailingBytes => {
@@ -341,6 +350,7 @@ impl fmt::Display for Section {
             Section::Order => "topological order",
             Section::Bounds => "feature bounds",
             Section::Direction => "feature directions",
+            Section::Grid => "integer and categorical features",
             Section::Mean => "scaler mean",
             Section::Std => "scaler std",
             Section::Metrics => "metrics",
@@ -467,6 +477,10 @@ impl fmt::Display for InputError {
             InputError::NotBinary { index } => {
                 write!(f, "binary feature {index} is neither 0 nor 1")
             }
+            InputError::OffGrid { index } => write!(
+                f,
+                "feature {index} is not on its grid (a multiple of its step, or a level's code)"
+            ),
             InputError::UnknownFeature { index } => write!(f, "feature {index} does not exist"),
             InputError::ScratchTooSmall { needed, found } => {
                 write!(f, "scratch has {found} values, {needed} are needed")

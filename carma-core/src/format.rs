@@ -1,13 +1,14 @@
-//! The bundle's wire format (version 3).
+//! The bundle's wire format (versions 3 and 4).
 //!
 //! A bundle file is
 //!
 //! ```text
-//! MAGIC (8 bytes) | FORMAT_VERSION (u16 LE) | body length (u32 LE) | body | CRC-32 (u32 LE)
+//! MAGIC (8 bytes) | version (u16 LE) | body length (u32 LE) | body | CRC-32 (u32 LE)
 //! ```
 //!
-//! where the body is a [`BundleWire`] serialized with postcard and the CRC-32
-//! (IEEE) covers every byte before it. Numeric arrays are byte strings of
+//! where the body is a [`BundleWire`] serialized with postcard (in version 4
+//! followed by its [`GridWire`], also postcard) and the CRC-32 (IEEE) covers
+//! every byte before it. Numeric arrays are byte strings of
 //! little-endian `f32` (or `u16`) values, so decoding borrows them from the
 //! file instead of copying. The writer (`carma-train`) does everything that
 //! can be done once: MADE masks are multiplied into the weights, hidden units
@@ -34,12 +35,18 @@ use crate::error::{Error, FormatError};
 
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"CARMA\0BN";
-/// The format version this crate reads and writes.
+/// The newest format version this crate reads and writes.
 ///
+/// Version 4 added integer and categorical features ([`GridWire`], after
+/// the body of version 3). A bundle without them is still written as
+/// version 3, byte for byte what earlier builds wrote and can read; one with
+/// them is version 4, which earlier builds refuse with the version error.
 /// Version 3 added the per-feature bounds and directions
 /// ([`FeaturesWire::min`], [`FeaturesWire::max`], [`FeaturesWire::direction`]);
-/// version 2 bundles are refused with the version error (re-export them).
-pub const FORMAT_VERSION: u16 = 3;
+/// versions 1 and 2 are refused with the version error (re-export them).
+pub const FORMAT_VERSION: u16 = 4;
+/// The oldest format version this crate reads.
+pub const OLDEST_FORMAT_VERSION: u16 = 3;
 /// Bytes before the body: magic, version, body length.
 pub const HEADER_LEN: usize = 8 + 2 + 4;
 /// Bytes after the body: the CRC-32.
@@ -270,6 +277,37 @@ pub struct MetricsWire {
     pub carma_mean_actions: Option<f32>,
 }
 
+/// A feature's kind byte in [`GridWire::kind`]: continuous, or binary when
+/// [`FeaturesWire::binary`] says so.
+pub const KIND_PLAIN: u8 = 0;
+/// [`GridWire::kind`]: an integer feature, on the multiples of its step.
+pub const KIND_INTEGER: u8 = 1;
+/// [`GridWire::kind`]: a categorical feature, coded `0..levels` (docs/MATH.md, section 6).
+pub const KIND_CATEGORICAL: u8 = 2;
+
+/// The features whose values lie on a grid (format version 4): integers on
+/// the multiples of a step, categorical features on the codes of their
+/// levels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GridWire<'a> {
+    /// `D` bytes: [`KIND_PLAIN`], [`KIND_INTEGER`] or [`KIND_CATEGORICAL`].
+    #[serde(borrow)]
+    pub kind: &'a [u8],
+    /// `D` steps (`f32` LE): positive and finite for an integer feature, 1
+    /// for a categorical one, 0 otherwise.
+    #[serde(borrow)]
+    pub step: &'a [u8],
+    /// `D` bytes: the number of levels of a categorical feature (at least
+    /// 2), 0 otherwise.
+    #[serde(borrow)]
+    pub n_levels: &'a [u8],
+    /// The level names of the categorical features, feature after feature
+    /// and in code order, separated by `'\n'`, none empty (empty if there is
+    /// no categorical feature).
+    #[serde(borrow)]
+    pub levels: &'a str,
+}
+
 /// A whole trained model as it is serialized.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BundleWire<'a> {
@@ -294,6 +332,11 @@ pub struct BundleWire<'a> {
     /// but cannot recommend.
     #[serde(borrow)]
     pub carma: Option<CarmaWire<'a>>,
+    /// The integer and categorical features; `None` if there are none (then
+    /// the bundle is written as version 3). Serialized after the rest of the
+    /// body, in version 4 only.
+    #[serde(skip)]
+    pub grid: Option<GridWire<'a>>,
 }
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) of `bytes`.
@@ -334,11 +377,21 @@ impl<'a> BundleWire<'a> {
         }
         let (head, rest) = out.split_at_mut(HEADER_LEN);
         let room = rest.len() - TRAILER_LEN;
-        let body_len = postcard::to_slice(self, &mut rest[..room])
+        let body = &mut rest[..room];
+        let mut body_len = postcard::to_slice(self, body)
             .map_err(|_| Error::from(FormatError::BufferTooSmall))?
             .len();
+        let version = match &self.grid {
+            None => OLDEST_FORMAT_VERSION,
+            Some(grid) => {
+                body_len += postcard::to_slice(grid, &mut body[body_len..])
+                    .map_err(|_| Error::from(FormatError::BufferTooSmall))?
+                    .len();
+                FORMAT_VERSION
+            }
+        };
         head[..8].copy_from_slice(&MAGIC);
-        head[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head[8..10].copy_from_slice(&version.to_le_bytes());
         let len32 =
             u32::try_from(body_len).map_err(|_| Error::from(FormatError::BufferTooSmall))?;
         head[10..14].copy_from_slice(&len32.to_le_bytes());
@@ -359,7 +412,7 @@ impl<'a> BundleWire<'a> {
             return Err(FormatError::Truncated.into());
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -382,8 +435,15 @@ impl<'a> BundleWire<'a> {
         if crc32(&bytes[..end]) != stored {
             return Err(FormatError::ChecksumMismatch.into());
         }
-        let (wire, rest) = postcard::take_from_bytes::<BundleWire<'a>>(&bytes[HEADER_LEN..end])
-            .map_err(|_| Error::from(FormatError::Malformed))?;
+        let (mut wire, mut rest) =
+            postcard::take_from_bytes::<BundleWire<'a>>(&bytes[HEADER_LEN..end])
+                .map_err(|_| Error::from(FormatError::Malformed))?;
+        if version == FORMAT_VERSION {
+            let (grid, after) = postcard::take_from_bytes::<GridWire<'a>>(rest)
+                .map_err(|_| Error::from(FormatError::Malformed))?;
+            wire.grid = Some(grid);
+            rest = after;
+        }
         if !rest.is_empty() {
             return Err(FormatError::TrailingBytes.into());
         }

@@ -8,6 +8,9 @@
 pub struct F32s<'a>(&'a [u8]);
 
 impl<'a> F32s<'a> {
+    /// No values.
+    pub const EMPTY: F32s<'static> = F32s(&[]);
+
     /// Views `bytes` as `f32` values; `None` if the length is not a multiple of 4.
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
         (bytes.len() % 4 == 0).then_some(Self(bytes))

@@ -39,6 +39,7 @@
 //!     // so it is ready before any feature is known: schedule [1, 1].
 //!     flow: FlowWire { layers: 1, dims: &[1, 0, 1, 0, 2, 0], params: flow_params.as_flattened(), ready: &[1, 0, 1, 0] },
 //!     classifier: mlp(&[1, 0, 1, 0], &clf_params, Activation::Sigmoid),
+//!     grid: None, // no integer or categorical feature
 //!     carma: Some(CarmaWire {
 //!         mask_net: mlp(&[1, 0, 2, 0], &mask_params, Activation::Identity),
 //!         action_net: mlp(&[2, 0, 1, 0], &action_params, Activation::Identity),
@@ -84,7 +85,7 @@ pub mod mlp;
 pub mod recommend;
 mod schedule;
 
-pub use bundle::Bundle;
+pub use bundle::{Bundle, Kind};
 pub use error::Error;
 pub use feature_set::FeatureSet;
 pub use format::Direction;

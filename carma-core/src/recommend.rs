@@ -2,7 +2,7 @@
 //! to 6), with the optional refinement of the networks' proposal (section 6).
 
 use crate::FeatureSet;
-use crate::bundle::{Bundle, finite};
+use crate::bundle::{Bundle, Kind, finite};
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity};
 use crate::flow::{Fixed, Track};
@@ -172,6 +172,8 @@ struct Refiner<'b, 'a> {
     carma: &'b Carma<'a>,
     /// The person, standardized.
     x_std: &'b [f32],
+    /// The person, in original units.
+    x_raw: &'b [f32],
     /// Each flow layer's factual input.
     factual: &'b [f32],
     /// The factual latent.
@@ -187,24 +189,55 @@ struct Refiner<'b, 'a> {
     /// Each feature's allowed interval, standardized.
     lo: [f32; MAX_FEATURES],
     hi: [f32; MAX_FEATURES],
+    /// The same intervals in original units (for the integer grids).
+    lo_raw: [f32; MAX_FEATURES],
+    hi_raw: [f32; MAX_FEATURES],
 }
 
 impl Refiner<'_, '_> {
-    /// The counterfactual of `t` in `self.trial`; its probability, cost and
-    /// the features that may differ from the factual.
-    fn eval(&mut self, t: &Trial) -> Result<(f32, f32, FeatureSet), Error> {
-        let binary = self.bundle.binary();
+    /// The counterfactual of `t` in `self.trial`; its probability, cost,
+    /// the features that may differ from the factual, and the interventions
+    /// it made (`t.set` less the integer features whose scaled change rounds
+    /// to nothing).
+    fn eval(&mut self, t: &Trial) -> Result<(f32, f32, FeatureSet, FeatureSet), Error> {
+        let whole = self.bundle.binary().union(self.bundle.categorical());
+        let integer = self.bundle.grid().difference(self.bundle.categorical());
+        let mut set = t.set;
         for k in t.set.iter() {
+            if integer.contains(k) {
+                // On the grid, in original units, within the interval.
+                if let (Some(v), Some(&xr), Some(&a), Some(&f), Some(m), Some(sd)) = (
+                    self.values.get_mut(k),
+                    self.x_raw.get(k),
+                    self.target.get(k),
+                    t.frac.get(k),
+                    self.bundle.mean(k),
+                    self.bundle.std(k),
+                ) {
+                    let (lo, hi) = (
+                        self.lo_raw.get(k).copied().unwrap_or(f32::NEG_INFINITY),
+                        self.hi_raw.get(k).copied().unwrap_or(f32::INFINITY),
+                    );
+                    let want = xr + f * ((a * sd + m) - xr);
+                    match self.bundle.snap(k, want, lo, hi) {
+                        Some(g) if !same_point(self.bundle, k, g, xr) => *v = (g - m) / sd,
+                        _ => {
+                            set.remove(k);
+                        }
+                    }
+                }
+                continue;
+            }
             if let (Some(v), Some(&x), Some(&a), Some(&f)) = (
                 self.values.get_mut(k),
                 self.x_std.get(k),
                 self.target.get(k),
                 t.frac.get(k),
             ) {
-                // A binary feature takes its rounded value exactly (it is
-                // only ever dropped, never scaled); a continuous one stays
-                // within its allowed interval.
-                *v = if binary.contains(k) {
+                // A binary or categorical feature takes its rounded value
+                // exactly (it is only ever dropped, never scaled); a
+                // continuous one stays within its allowed interval.
+                *v = if whole.contains(k) {
                     a
                 } else {
                     let (lo, hi) = (
@@ -217,11 +250,11 @@ impl Refiner<'_, '_> {
         }
         self.trial.copy_from_slice(self.z);
         let track = Track {
-            moved: t.set,
+            moved: set,
             factual: self.factual,
         };
         let fixed = Fixed {
-            set: t.set,
+            set,
             values: self.values,
         };
         let changed =
@@ -229,11 +262,12 @@ impl Refiner<'_, '_> {
                 .flow()
                 .invert_do(self.trial, Some(track), fixed, self.aux, self.inner)?;
         finite(self.trial, Quantity::Reconstruction)?;
+        round_consequences(self.bundle, self.trial, changed.difference(set));
         let p = self.bundle.classify_unchecked(self.trial, self.inner)?;
         let cost = self
             .carma
-            .cost(self.x_std, self.trial, t.set, self.bundle.actionable());
-        Ok((p, cost, changed))
+            .cost(self.x_std, self.trial, set, self.bundle.actionable());
+        Ok((p, cost, changed, set))
     }
 }
 
@@ -343,6 +377,7 @@ impl<'a> Bundle<'a> {
         {
             return Err(InputError::NotBinary { index }.into());
         }
+        self.check_grid_input(x_raw)?;
         let d = self.n_features();
         let out_of_range = self.out_of_range(x_raw);
         let needed = self.scratch_len();
@@ -438,6 +473,8 @@ impl<'a> Bundle<'a> {
                 adjusted |= !clipped.is_empty();
                 bound_by_limit = bound_by_limit.union(clipped);
                 mask = kept;
+                adjusted |= !mask.intersection(self.grid()).is_empty();
+                mask = round_grid(self, x_raw, mask, &lo, &hi, target);
             }
             // The refiner's bounds, standardized (a standard deviation is positive).
             let (mut lo_std, mut hi_std) = (
@@ -461,6 +498,7 @@ impl<'a> Bundle<'a> {
                 bundle: self,
                 carma,
                 x_std,
+                x_raw,
                 factual,
                 z,
                 target,
@@ -470,6 +508,8 @@ impl<'a> Bundle<'a> {
                 inner,
                 lo: lo_std,
                 hi: hi_std,
+                lo_raw: lo,
+                hi_raw: hi,
             };
             let min_p = options.refine.map_or(ACCEPT_THRESHOLD, |r| r.min_prob);
             let max_n = options.limits.max_changes.map(usize::from);
@@ -499,12 +539,13 @@ impl<'a> Bundle<'a> {
                             set: mask,
                             frac: [1.0; MAX_FEATURES],
                         };
-                        let (p, c, ch) = refiner.eval(&all)?;
+                        let (p, c, ch, set) = refiner.eval(&all)?;
                         finite(&[c], Quantity::Cost)?;
                         x_cf_std.copy_from_slice(refiner.trial);
                         prob_after = p;
                         cost = c;
                         changed = ch;
+                        mask = set;
                     }
                     if pass == 0 {
                         cost_unrefined = cost;
@@ -522,6 +563,14 @@ impl<'a> Bundle<'a> {
                 }
             }
         }
+        // Integer and categorical consequences are rounded to their grids
+        // (the interventions already are), and the classifier sees the
+        // rounded person (docs/MATH.md, section 6); refinement's trials
+        // already were.
+        let grid = self.grid();
+        if exact && round_consequences(self, x_cf_std, changed.difference(mask)) {
+            prob_after = self.classify_unchecked(x_cf_std, inner)?;
+        }
         for (i, (v, &x)) in x_cf_std.iter_mut().zip(x_raw).enumerate() {
             *v = match (changed.contains(i), self.mean(i), self.std(i)) {
                 // An intervened binary feature differs from the person's
@@ -530,9 +579,24 @@ impl<'a> Bundle<'a> {
                 _ if exact && mask.contains(i) && binary.contains(i) => 1.0 - x,
                 (true, Some(m), Some(s)) => {
                     let v = *v * s + m;
-                    match (exact && mask.contains(i), lo.get(i), hi.get(i)) {
+                    let v = match (exact && mask.contains(i), lo.get(i), hi.get(i)) {
                         // Rounding to original units must not cross a limit.
                         (true, Some(&l), Some(&h)) => v.max(l).min(h),
+                        _ => v,
+                    };
+                    // A grid value comes back exactly (not off by the
+                    // round trip through standardization).
+                    match (exact && grid.contains(i), mask.contains(i)) {
+                        (true, true) => {
+                            let (l, h) = (lo.get(i).copied(), hi.get(i).copied());
+                            let (l, h) =
+                                (l.unwrap_or(f32::NEG_INFINITY), h.unwrap_or(f32::INFINITY));
+                            self.snap(i, v, l, h).unwrap_or(v)
+                        }
+                        (true, false) => {
+                            let (l, h) = consequence_bounds(self, i);
+                            self.snap(i, v, l, h).unwrap_or(v)
+                        }
                         _ => v,
                     }
                 }
@@ -622,6 +686,12 @@ impl<'a> Bundle<'a> {
             let stuck = if self.binary().contains(k) {
                 let other = 1.0 - x;
                 !(*l <= other && other <= *h)
+            } else if self.grid().contains(k) {
+                // No grid point in the interval but the person's own.
+                let step = self.grid_step(k);
+                let first = libm::ceilf(*l / step) * step;
+                let last = libm::floorf(*h / step) * step;
+                *l > *h || first > last || (first == last && same_point(self, k, first, x))
             } else {
                 *l > *h || (*l == x && *h == x)
             };
@@ -679,6 +749,73 @@ fn round_binary(b: &Bundle<'_>, x_raw: &[f32], mask: FeatureSet, target: &mut [f
     out
 }
 
+/// True if `a` and `b` are the same point of feature `k`'s grid (within a
+/// ten-thousandth of a step).
+fn same_point(b: &Bundle<'_>, k: usize, a: f32, x: f32) -> bool {
+    libm::fabsf(a - x) <= 1e-4 * b.grid_step(k)
+}
+
+/// Where a consequence on a grid feature may be rounded: a categorical
+/// feature's codes, anywhere for an integer one.
+fn consequence_bounds(b: &Bundle<'_>, k: usize) -> (f32, f32) {
+    match b.kind(k) {
+        Kind::Categorical { levels } => (0.0, levels as f32 - 1.0),
+        _ => (f32::NEG_INFINITY, f32::INFINITY),
+    }
+}
+
+/// Rounds the integer and categorical features among `moved` of the
+/// standardized counterfactual `x_cf_std` to their grids (a categorical
+/// one within its codes); true if a value changed.
+fn round_consequences(b: &Bundle<'_>, x_cf_std: &mut [f32], moved: FeatureSet) -> bool {
+    let mut any = false;
+    for k in moved.intersection(b.grid()).iter() {
+        if let (Some(v), Some(m), Some(sd)) = (x_cf_std.get_mut(k), b.mean(k), b.std(k)) {
+            let (l, h) = consequence_bounds(b, k);
+            if let Some(g) = b.snap(k, *v * sd + m, l, h) {
+                let g = (g - m) / sd;
+                any |= g != *v;
+                *v = g;
+            }
+        }
+    }
+    any
+}
+
+/// Rounds each intervened integer or categorical feature of the
+/// standardized proposal `target` to the nearest point of its grid within
+/// its interval `[lo, hi]` (original units) and stores the standardized
+/// value of that exact number; returns `mask` without the features whose
+/// rounded value is the person's own (or whose interval holds no point).
+fn round_grid(
+    b: &Bundle<'_>,
+    x_raw: &[f32],
+    mask: FeatureSet,
+    lo: &[f32; MAX_FEATURES],
+    hi: &[f32; MAX_FEATURES],
+    target: &mut [f32],
+) -> FeatureSet {
+    let mut out = mask;
+    for k in mask.intersection(b.grid()).iter() {
+        if let (Some(t), Some(&x), Some(m), Some(s), Some(&l), Some(&h)) = (
+            target.get_mut(k),
+            x_raw.get(k),
+            b.mean(k),
+            b.std(k),
+            lo.get(k),
+            hi.get(k),
+        ) {
+            match b.snap(k, *t * s + m, l, h) {
+                Some(g) if !same_point(b, k, g, x) => *t = (g - m) / s,
+                _ => {
+                    out.remove(k);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Clips each continuous intervention of `mask` (standardized values in
 /// `target`) into its allowed interval `[lo, hi]` (original units). Returns
 /// the features kept (a feature clipped to the person's own value is no
@@ -702,6 +839,12 @@ fn clip(
             hi.get(k),
         ) {
             let a = *t * s + m;
+            // A categorical proposal past its first or last level is only
+            // that level: no limit binds there.
+            let a = match consequence_bounds(b, k) {
+                (lo, hi) if b.categorical().contains(k) => a.max(lo).min(hi),
+                _ => a,
+            };
             let c = a.max(l).min(h);
             if c != a {
                 clipped.insert(k);
@@ -740,7 +883,7 @@ fn fewer_changes(
             let (p, c) = if t.set.is_empty() {
                 (f32::NEG_INFINITY, 0.0)
             } else {
-                let (p, c, _) = r.eval(&t)?;
+                let (p, c, _, _) = r.eval(&t)?;
                 (p, c)
             };
             let works = p >= min_p && c.is_finite();
@@ -786,7 +929,8 @@ fn refine(
     opts: Refine,
     best_out: &mut [f32],
 ) -> Result<Option<Found>, Error> {
-    let binary = r.bundle.binary();
+    // Binary and categorical features are only ever dropped, never scaled.
+    let binary = r.bundle.binary().union(r.bundle.categorical());
     let mut cur = Trial {
         set: mask,
         frac: [1.0; MAX_FEATURES],
@@ -802,9 +946,9 @@ fn refine(
         if t.set.is_empty() {
             return Ok(false);
         }
-        let (p, c, changed) = r.eval(t)?;
+        let (p, c, changed, set) = r.eval(t)?;
         if p >= opts.min_prob && c.is_finite() && c <= cap.unwrap_or(*best_c) {
-            *best = Some((t.set, p, c, changed));
+            *best = Some((set, p, c, changed));
             *best_c = c;
             best_out.copy_from_slice(r.trial);
             Ok(true)

@@ -68,6 +68,12 @@ fn ten_thousand_recommendations_allocate_nothing() {
     let forbids: Vec<FeatureSet> = (0..CALLS)
         .map(|_| FeatureSet::from_bits(rng.random::<u64>() & 0b101_0000))
         .collect();
+    // A model with integer and categorical features (format version 4).
+    let grid_spec = common::with_grid(random_spec(12, &shape), &mut rng);
+    let grid_bytes = grid_spec.to_bytes();
+    let grid_inputs: Vec<Vec<f32>> = (0..CALLS / 10)
+        .map(|_| common::grid_input(&mut rng, &grid_spec))
+        .collect();
     let mut out = vec![0.0f32; shape.d];
     let mut checksum = 0.0f64;
     let mut rejected = 0usize;
@@ -116,6 +122,15 @@ fn ten_thousand_recommendations_allocate_nothing() {
         };
         rejected += usize::from(!rec.already_accepted);
         checksum += f64::from(rec.cost) + f64::from(out[0]);
+    }
+    let grid_bundle = Bundle::new(&grid_bytes).unwrap();
+    assert!(!grid_bundle.grid().is_empty());
+    let options = carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
+    for x in &grid_inputs {
+        let rec = grid_bundle
+            .recommend_with(x, &options, &mut out, scratch)
+            .unwrap();
+        checksum += f64::from(rec.cost);
     }
     let during = allocations() - before;
 

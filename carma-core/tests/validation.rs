@@ -5,8 +5,8 @@ mod common;
 
 use carma_core::error::{FormatError, Section, ValidationError as V};
 use carma_core::format::{
-    Activation, BundleWire, FORMAT_VERSION, HEADER_LEN, MAX_FEATURES, TRAILER_LEN, crc32,
-    weight_index,
+    Activation, BundleWire, FORMAT_VERSION, HEADER_LEN, MAX_FEATURES, OLDEST_FORMAT_VERSION,
+    TRAILER_LEN, crc32, weight_index,
 };
 use carma_core::{Bundle, Error, FeatureSet};
 use common::{Shape, Spec, hand_spec, random_spec};
@@ -440,9 +440,14 @@ fn a_flow_without_hidden_layers_checks_inputs_directly() {
     );
 }
 
+/// Frames a body without a grid section (format version 3).
 fn frame(body: &[u8]) -> Vec<u8> {
+    frame_as(OLDEST_FORMAT_VERSION, body)
+}
+
+fn frame_as(version: u16, body: &[u8]) -> Vec<u8> {
     let mut out = b"CARMA\0BN".to_vec();
-    out.extend(FORMAT_VERSION.to_le_bytes());
+    out.extend(version.to_le_bytes());
     out.extend((body.len() as u32).to_le_bytes());
     out.extend(body);
     let crc = crc32(&out);
@@ -484,6 +489,12 @@ fn framing_errors_are_typed() {
     let mut body = good[HEADER_LEN..good.len() - TRAILER_LEN].to_vec();
     body.push(0);
     assert_eq!(new(&frame(&body)), fmt(FormatError::TrailingBytes));
+    // A version-4 frame must carry its grid section after the body.
+    body.pop();
+    assert_eq!(
+        new(&frame_as(FORMAT_VERSION, &body)),
+        fmt(FormatError::Malformed)
+    );
     let mut small = [0u8; 40];
     let e = hand_spec().with_wire(|w| w.encode(&mut small));
     assert_eq!(e, Err(Error::Format(FormatError::BufferTooSmall)));

@@ -142,7 +142,7 @@ extern "C" {
 // The library's version: `major * 10000 + minor * 100 + patch`.
 uint32_t carma_version(void);
 
-// The bundle format version this library reads.
+// The newest bundle format version this library reads (it reads 3 and 4).
 uint32_t carma_format_version(void);
 
 // A static, NUL-terminated message for an error code (never null).

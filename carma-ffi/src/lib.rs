@@ -205,7 +205,7 @@ pub extern "C" fn carma_version() -> u32 {
         + num(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
-/// The bundle format version this library reads.
+/// The newest bundle format version this library reads (it reads 3 and 4).
 #[unsafe(no_mangle)]
 pub extern "C" fn carma_format_version() -> u32 {
     carma_core::format::FORMAT_VERSION as u32

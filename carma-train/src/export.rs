@@ -11,8 +11,9 @@
 
 use carma_core::format::HEADER_LEN;
 use carma_core::format::{
-    Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, MAX_FEATURES, MetaWire, MetricsWire,
-    MlpWire, ScalerWire, TRAILER_LEN, weights_to_wire,
+    Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, GridWire, KIND_CATEGORICAL,
+    KIND_INTEGER, KIND_PLAIN, MAX_FEATURES, MetaWire, MetricsWire, MlpWire, ScalerWire,
+    TRAILER_LEN, weights_to_wire,
 };
 
 /// The program that writes bundles, stored in every bundle's metadata.
@@ -69,6 +70,21 @@ pub struct CarmaSpec {
     pub weights: Vec<f32>,
 }
 
+/// A feature whose values lie on a grid (bundle format version 4).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GridFeature {
+    /// Multiples of `step`.
+    Integer {
+        /// The step (positive).
+        step: f32,
+    },
+    /// One of `levels`, coded `0..levels.len()`.
+    Categorical {
+        /// The level names, in code order.
+        levels: Vec<String>,
+    },
+}
+
 /// A whole model, ready to be written as a bundle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BundleSpec {
@@ -95,6 +111,9 @@ pub struct BundleSpec {
     pub max: Vec<f32>,
     /// `D` directions, or empty for "any" everywhere.
     pub direction: Vec<carma_core::Direction>,
+    /// `D` entries, `None` for a continuous or binary feature; or empty when
+    /// no feature is on a grid (the bundle is then format version 3).
+    pub grid: Vec<Option<GridFeature>>,
     /// `D` scaler means.
     pub mean: Vec<f32>,
     /// `D` scaler standard deviations (positive).
@@ -311,6 +330,7 @@ impl BundleSpec {
             check_len("direction", d, self.direction.len())?;
             self.direction.iter().map(|v| v.to_byte()).collect()
         };
+        let grid = self.grid_bytes(d, &min, &max)?;
         let (min, max) = (f32_bytes(&min), f32_bytes(&max));
         let mean = f32_bytes(&self.mean);
         let std = f32_bytes(&self.std);
@@ -365,14 +385,92 @@ impl BundleSpec {
                 }),
                 _ => None,
             },
+            grid: grid
+                .as_ref()
+                .map(|(kind, step, n_levels, levels)| GridWire {
+                    kind,
+                    step,
+                    n_levels,
+                    levels,
+                }),
         };
 
-        let body =
-            postcard::to_allocvec(&wire).map_err(|e| ExportError::Serialize(e.to_string()))?;
-        let mut out = vec![0u8; HEADER_LEN + body.len() + TRAILER_LEN];
+        let size = |r: Result<Vec<u8>, postcard::Error>| {
+            r.map(|v| v.len())
+                .map_err(|e| ExportError::Serialize(e.to_string()))
+        };
+        let body = size(postcard::to_allocvec(&wire))?
+            + match &wire.grid {
+                Some(g) => size(postcard::to_allocvec(g))?,
+                None => 0,
+            };
+        let mut out = vec![0u8; HEADER_LEN + body + TRAILER_LEN];
         let n = wire.encode(&mut out).map_err(ExportError::Encode)?;
         out.truncate(n);
         Ok(out)
+    }
+
+    /// The grid section's bytes (kinds, steps, level counts, level names),
+    /// or `None` when no feature is on a grid. A categorical feature's
+    /// bounds must be codes within its levels.
+    #[allow(clippy::type_complexity)]
+    fn grid_bytes(
+        &self,
+        d: usize,
+        min: &[f32],
+        max: &[f32],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>, Vec<u8>, String)>, ExportError> {
+        if self.grid.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        check_len("grid", d, self.grid.len())?;
+        let (mut kind, mut step, mut n_levels) =
+            (vec![KIND_PLAIN; d], vec![0.0f32; d], vec![0u8; d]);
+        let mut names: Vec<&str> = Vec::new();
+        for (j, g) in self.grid.iter().enumerate() {
+            let bad = |reason: String| ExportError::OutOfRange {
+                what: format!("grid of feature {j}"),
+                reason,
+            };
+            match g {
+                None => {}
+                Some(_) if self.binary[j] => {
+                    return Err(bad("a binary feature is not on a grid".into()));
+                }
+                Some(GridFeature::Integer { step: s }) => {
+                    if !(s.is_finite() && *s > 0.0) {
+                        return Err(bad(format!("step {s} is not positive")));
+                    }
+                    kind[j] = KIND_INTEGER;
+                    step[j] = *s;
+                }
+                Some(GridFeature::Categorical { levels }) => {
+                    let n = u8::try_from(levels.len())
+                        .ok()
+                        .filter(|&n| n >= 2)
+                        .ok_or_else(|| bad(format!("{} levels (2 to 255)", levels.len())))?;
+                    if levels.iter().any(|l| l.is_empty() || l.contains('\n')) {
+                        return Err(bad("a level name is empty or spans lines".into()));
+                    }
+                    let last = f32::from(n - 1);
+                    if !(min[j] >= 0.0
+                        && max[j] <= last
+                        && min[j].fract() == 0.0
+                        && max[j].fract() == 0.0)
+                    {
+                        return Err(bad(format!(
+                            "bounds {}..{} are not codes in 0..={last}",
+                            min[j], max[j]
+                        )));
+                    }
+                    kind[j] = KIND_CATEGORICAL;
+                    step[j] = 1.0;
+                    n_levels[j] = n;
+                    names.extend(levels.iter().map(String::as_str));
+                }
+            }
+        }
+        Ok(Some((kind, f32_bytes(&step), n_levels, names.join("\n"))))
     }
 
     /// Validates the flow, sorts its hidden units and computes the schedule.
@@ -811,6 +909,7 @@ mod tests {
             min: Vec::new(),
             max: Vec::new(),
             direction: Vec::new(),
+            grid: Vec::new(),
             dataset: "triangle-test".into(),
             seed,
             metrics: MetricsWire::default(),

@@ -9,14 +9,29 @@
 //! ```toml
 //! [[feature]]
 //! name = "income"
-//! kind = "continuous"     # or "binary"
+//! kind = "continuous"     # or "binary", "integer", "categorical"
 //! actionable = true
 //! parents = ["gender", "age", "education"]
 //! weight = 2.0            # optional preference weight, default 1
 //! min = 0.0               # optional: no recommendation goes below (original units)
 //! max = 250.0             # optional: nor above
 //! direction = "increase"  # optional: "increase", "decrease" or "any" (default)
+//!
+//! [[feature]]
+//! name = "children"
+//! kind = "integer"
+//! step = 1                # optional, default 1: values are multiples of it
+//! actionable = false
+//!
+//! [[feature]]
+//! name = "housing"
+//! kind = "categorical"
+//! levels = ["rent", "own", "free"]   # coded 0, 1, 2 in the data and the flow
+//! actionable = true
 //! ```
+//!
+//! Categorical levels are ordinal codes (docs/MATH.md, section 6): a CSV cell holds a level's
+//! name or its code; `min` / `max` / `direction` of a categorical feature are codes.
 //!
 //! Without `min` / `max` the exported bundle bounds a feature by its training range widened
 //! by [`carma_core::format::BOUND_MARGIN`] (10 %) of that range on each side (`[0, 1]` for a
@@ -34,7 +49,7 @@ pub const MAX_FEATURES: usize = carma_core::format::MAX_FEATURES;
 /// Preference weight of a feature whose graph file gives none (docs/MATH.md section 1, problem & cost: unweighted cost).
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
-/// Whether a feature takes any real value or only 0 and 1.
+/// What values a feature takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FeatureKind {
@@ -42,17 +57,26 @@ pub enum FeatureKind {
     Continuous,
     /// A feature that is 0 or 1.
     Binary,
+    /// Multiples of [`Feature::step`].
+    Integer,
+    /// One of [`Feature::levels`], coded `0..levels.len()`.
+    Categorical,
 }
 
 impl FeatureKind {
-    /// The word used in graph files: `continuous` or `binary`.
+    /// The word used in graph files.
     pub fn as_str(self) -> &'static str {
         match self {
             FeatureKind::Continuous => "continuous",
             FeatureKind::Binary => "binary",
+            FeatureKind::Integer => "integer",
+            FeatureKind::Categorical => "categorical",
         }
     }
 }
+
+/// The most levels a categorical feature may have (the bundle stores the count in a byte).
+pub const MAX_LEVELS: usize = 255;
 
 /// One node of the causal graph.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +98,10 @@ pub struct Feature {
     pub max: Option<f64>,
     /// Which way a recommendation may move the feature.
     pub direction: Direction,
+    /// The grid step of an integer feature (`None`: 1); `None` for the other kinds.
+    pub step: Option<f64>,
+    /// The level names of a categorical feature, in code order; empty for the other kinds.
+    pub levels: Vec<String>,
 }
 
 /// Which way a recommendation may move a feature (the graph file's `direction`).
@@ -126,7 +154,51 @@ impl Feature {
             min: None,
             max: None,
             direction: Direction::Any,
+            step: None,
+            levels: Vec::new(),
         }
+    }
+
+    /// A categorical feature with these levels (coded in this order).
+    pub fn categorical(
+        name: impl Into<String>,
+        levels: Vec<String>,
+        actionable: bool,
+        parents: Vec<usize>,
+    ) -> Self {
+        Feature {
+            levels,
+            ..Feature::new(name, FeatureKind::Categorical, actionable, parents)
+        }
+    }
+
+    /// The grid step: [`Feature::step`] (default 1) for an integer feature, 1 for a
+    /// categorical one, `None` for the others.
+    pub fn grid_step(&self) -> Option<f64> {
+        match self.kind {
+            FeatureKind::Integer => Some(self.step.unwrap_or(1.0)),
+            FeatureKind::Categorical => Some(1.0),
+            _ => None,
+        }
+    }
+
+    /// `v` on this feature's grid: the multiple of the step (or the level's
+    /// code) it is, to a millionth of a step, or `None` if it is none (a
+    /// decimal such as 0.3 is not an exact binary multiple of 0.1); `v`
+    /// itself for a continuous or binary feature.
+    pub fn grid_value(&self, v: f64) -> Option<f64> {
+        let Some(step) = self.grid_step() else {
+            return Some(v);
+        };
+        let k = (v / step).round();
+        let levels = self.levels.len() as f64;
+        let in_levels = self.kind != FeatureKind::Categorical || (0.0..levels).contains(&k);
+        ((v - k * step).abs() <= 1e-6 * step && in_levels).then_some(k * step)
+    }
+
+    /// The code of a categorical feature's level `name`.
+    pub fn level_code(&self, name: &str) -> Option<usize> {
+        self.levels.iter().position(|l| l == name)
     }
 }
 
@@ -221,6 +293,14 @@ pub enum GraphError {
         min: Option<f64>,
         /// The `max` given.
         max: Option<f64>,
+    },
+    /// A feature's `step` or `levels` do not fit its kind.
+    #[error("feature '{feature}': {problem}")]
+    BadKind {
+        /// The feature.
+        feature: String,
+        /// What is wrong, in words.
+        problem: String,
     },
     /// The TOML text does not parse or does not have the expected shape.
     #[error("{message}")]
@@ -385,6 +465,8 @@ impl CausalGraph {
                 min: entry.min,
                 max: entry.max,
                 direction: entry.direction,
+                step: entry.step,
+                levels: entry.levels.clone(),
             };
             // Per-feature checks here so the error carries the feature's line.
             if let Err(e) = CausalGraph::check_one(&feature, features.len(), &entries) {
@@ -485,6 +567,13 @@ impl CausalGraph {
             if f.direction != Direction::Any {
                 let _ = writeln!(out, "direction = \"{}\"", f.direction.as_str());
             }
+            if let Some(step) = f.step {
+                let _ = writeln!(out, "step = {step:?}");
+            }
+            if !f.levels.is_empty() {
+                let levels: Vec<String> = f.levels.iter().map(|l| toml_string(l)).collect();
+                let _ = writeln!(out, "levels = [{}]", levels.join(", "));
+            }
         }
         out
     }
@@ -558,6 +647,11 @@ impl CausalGraph {
     /// Is feature `i` binary?
     pub fn is_binary(&self, i: usize) -> bool {
         self.features[i].kind == FeatureKind::Binary
+    }
+
+    /// The grid step of feature `i` if it is integer or categorical.
+    pub fn grid_step(&self, i: usize) -> Option<f64> {
+        self.features[i].grid_step()
     }
 
     /// Is feature `i` actionable?
@@ -671,7 +765,64 @@ fn toml_string(s: &str) -> String {
 }
 
 /// A feature's bounds are finite as `f32` values and ordered.
+/// The `step` and `levels` fit the kind, and a categorical feature's bounds are codes.
+fn check_kind(f: &Feature) -> Result<(), GraphError> {
+    let bad = |problem: String| {
+        Err(GraphError::BadKind {
+            feature: f.name.clone(),
+            problem,
+        })
+    };
+    let kind = f.kind.as_str();
+    if f.step.is_some() && f.kind != FeatureKind::Integer {
+        return bad(format!(
+            "a {kind} feature has no step (only an integer one does)"
+        ));
+    }
+    if !f.levels.is_empty() && f.kind != FeatureKind::Categorical {
+        return bad(format!(
+            "a {kind} feature has no levels (only a categorical one does)"
+        ));
+    }
+    match f.kind {
+        FeatureKind::Integer => {
+            if let Some(step) = f.step {
+                if !(step.is_finite() && step > 0.0 && (step as f32) > 0.0) {
+                    return bad(format!("step = {step}; expected a positive number"));
+                }
+            }
+        }
+        FeatureKind::Categorical => {
+            let n = f.levels.len();
+            if !(2..=MAX_LEVELS).contains(&n) {
+                return bad(format!(
+                    "a categorical feature needs 2 to {MAX_LEVELS} levels, found {n} (levels = [\"a\", \"b\", ...])"
+                ));
+            }
+            for (i, l) in f.levels.iter().enumerate() {
+                if l.trim().is_empty() || l.contains('\n') {
+                    return bad(format!("level {i} is empty or spans lines"));
+                }
+                if f.levels[..i].contains(l) {
+                    return bad(format!("level '{l}' is listed twice"));
+                }
+            }
+            let last = (n - 1) as f64;
+            for v in [f.min, f.max].into_iter().flatten() {
+                if !(v.fract() == 0.0 && (0.0..=last).contains(&v)) {
+                    return bad(format!(
+                        "bound {v} is not a level's code (0 to {last}, in the order of levels)"
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn check_bounds(f: &Feature) -> Result<(), GraphError> {
+    check_kind(f)?;
     let finite = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && (v as f32).is_finite());
     let ordered = match (f.min, f.max) {
         (Some(lo), Some(hi)) => lo <= hi,
@@ -712,6 +863,10 @@ struct FeatureEntry {
     max: Option<f64>,
     #[serde(default)]
     direction: Direction,
+    #[serde(default)]
+    step: Option<f64>,
+    #[serde(default)]
+    levels: Vec<String>,
 }
 
 #[cfg(test)]

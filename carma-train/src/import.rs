@@ -279,6 +279,7 @@ pub fn import_reference_json(text: &str, scaler: ScalerChoice) -> Result<BundleS
         min: Vec::new(),
         max: Vec::new(),
         direction: Vec::new(),
+        grid: Vec::new(),
         dataset: r.dataset,
         seed: 0,
         metrics: MetricsWire::default(),

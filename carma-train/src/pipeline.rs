@@ -10,9 +10,9 @@ use ndarray::{Array1, Array2, Axis};
 use crate::carma::{Carma, CarmaConfig, CarmaError, RecourseProblem};
 use crate::classifier::{ACCEPT_THRESHOLD, Classifier, ClassifierConfig, ClassifierError};
 use crate::data::{DataError, Scaler, ScalerError, Table};
-use crate::export::{BundleSpec, CarmaSpec, ExportError, FlowSpec, MlpSpec};
+use crate::export::{BundleSpec, CarmaSpec, ExportError, FlowSpec, GridFeature, MlpSpec};
 use crate::flow::{CausalFlow, FlowConfig, FlowError};
-use crate::graph::CausalGraph;
+use crate::graph::{CausalGraph, FeatureKind};
 use crate::nn::{Activation, Params};
 use crate::scm::{Dataset, Scm};
 use carma_core::format::MetricsWire;
@@ -495,6 +495,15 @@ fn fit_flow(
     cfg: &PipelineConfig,
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
+    // Integer and categorical features are dequantized for the flow: each
+    // value spread uniformly over its grid cell (docs/MATH.md, section 6),
+    // one fixed draw per row and split, so that the flow models a density.
+    let dequantized: Vec<Table> = flow_splits
+        .iter()
+        .enumerate()
+        .map(|(i, t)| dequantize(t, graph, derive_seed(cfg.seed, 20 + i as u64)))
+        .collect();
+    let flow_splits = &dequantized[..];
     let std = |t: &Table| scaler.transform(t.x.view());
     progress.stage(Stage::Flow, cfg.flow.epochs);
     let flow_cfg = FlowConfig {
@@ -535,6 +544,27 @@ fn fit_flow(
         flow,
         metrics,
     })
+}
+
+/// `t` with every integer or categorical value `v` replaced by a uniform
+/// draw from `[v - step / 2, v + step / 2)`; `t` itself when no feature is
+/// on a grid.
+fn dequantize(t: &Table, graph: &CausalGraph, seed: u64) -> Table {
+    use rand::{Rng, SeedableRng};
+    let steps: Vec<(usize, f64)> = (0..graph.len())
+        .filter_map(|j| graph.grid_step(j).map(|s| (j, s)))
+        .collect();
+    let mut out = t.clone();
+    if steps.is_empty() {
+        return out;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for mut row in out.x.rows_mut() {
+        for &(j, step) in &steps {
+            row[j] += step * (rng.random::<f64>() - 0.5);
+        }
+    }
+    out
 }
 
 fn recourse_problem(
@@ -659,6 +689,20 @@ impl Trained {
                 .iter()
                 .map(|f| f.direction.to_core())
                 .collect(),
+            grid: self
+                .graph
+                .features()
+                .iter()
+                .map(|f| match f.kind {
+                    FeatureKind::Integer => Some(GridFeature::Integer {
+                        step: f.grid_step().unwrap_or(1.0) as f32,
+                    }),
+                    FeatureKind::Categorical => Some(GridFeature::Categorical {
+                        levels: f.levels.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
             mean: f32s(self.scaler.mean().as_slice().unwrap_or(&[])),
             std: f32s(self.scaler.std().as_slice().unwrap_or(&[])),
             flow: FlowSpec {
@@ -696,13 +740,23 @@ impl Trained {
         for (i, f) in self.graph.features().iter().enumerate() {
             let (lo, hi) = if self.graph.is_binary(i) {
                 (0.0, 1.0)
+            } else if f.kind == FeatureKind::Categorical {
+                // Every level, not only those seen.
+                (0.0, (f.levels.len() - 1) as f64)
             } else {
                 let (a, b) = (self.train_min[i], self.train_max[i]);
                 let w = margin * (b - a);
                 (a - w, b + w)
             };
-            let lo = f.min.unwrap_or(lo);
-            let hi = f.max.unwrap_or(hi).max(lo);
+            let (mut lo, mut hi) = (f.min.unwrap_or(lo), f.max.unwrap_or(hi));
+            if let (FeatureKind::Integer, Some(step)) = (f.kind, f.grid_step()) {
+                // The grid points within, when there are any.
+                let (a, b) = ((lo / step).ceil() * step, (hi / step).floor() * step);
+                if a <= b {
+                    (lo, hi) = (a, b);
+                }
+            }
+            let hi = hi.max(lo);
             // Rounded outward to f32, so the stored bounds contain the f64 ones.
             min.push(f32_floor(lo));
             max.push(f32_ceil(hi));

@@ -13,7 +13,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use carma_core::error::{Error, FormatError};
-use carma_core::format::{BundleWire, FORMAT_VERSION, HEADER_LEN, MAGIC, TRAILER_LEN, crc32};
+use carma_core::format::{
+    BundleWire, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION, TRAILER_LEN, crc32,
+};
 use carma_core::{Bundle, FeatureSet};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -175,7 +177,8 @@ impl Fixture {
 pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + HEADER_LEN + TRAILER_LEN);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    // The fixtures' bodies have no grid section: version 3.
+    out.extend_from_slice(&OLDEST_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(body);
     let crc = crc32(&out);

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use carma_core::Bundle;
 use carma_core::format::{MetricsWire, MlpWire};
 use carma_core::le::U16s;
+use carma_core::{Bundle, Kind};
 use serde_json::{Value, json};
 
 use crate::explain::escaped;
@@ -169,7 +169,9 @@ impl Summary {
             .map(|i| {
                 json!({
                     "name": model::name(bundle, i),
-                    "kind": if bundle.is_binary(i) { "binary" } else { "continuous" },
+                    "kind": kind_word(bundle, i),
+                    "step": match bundle.kind(i) { Kind::Integer { step } => Some(step), _ => None },
+                    "levels": levels(bundle, i),
                     "actionable": bundle.is_actionable(i),
                     "parents": bundle.parents(i).iter().map(|p| model::name(bundle, p)).collect::<Vec<_>>(),
                     "weight": model::weight(bundle, i),
@@ -221,6 +223,26 @@ impl Summary {
     }
 }
 
+/// The graph file's word for feature `i`'s kind.
+fn kind_word(bundle: &Bundle<'_>, i: usize) -> &'static str {
+    match bundle.kind(i) {
+        Kind::Continuous => "continuous",
+        Kind::Binary => "binary",
+        Kind::Integer { .. } => "integer",
+        Kind::Categorical { .. } => "categorical",
+    }
+}
+
+/// The level names of a categorical feature (empty for the other kinds).
+fn levels<'a>(bundle: &Bundle<'a>, i: usize) -> Vec<&'a str> {
+    match bundle.kind(i) {
+        Kind::Categorical { levels } => (0..levels)
+            .filter_map(|l| bundle.level_name(i, l))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
     let parents: Vec<String> = bundle
         .parents(i)
@@ -231,12 +253,11 @@ fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
     [
         i.to_string(),
         escaped(model::name(bundle, i)),
-        if bundle.is_binary(i) {
-            "binary"
-        } else {
-            "continuous"
-        }
-        .to_owned(),
+        match bundle.kind(i) {
+            Kind::Integer { step } => format!("integer (step {step})"),
+            Kind::Categorical { .. } => format!("categorical ({})", levels(bundle, i).join(", ")),
+            _ => kind_word(bundle, i).to_owned(),
+        },
         if bundle.is_actionable(i) { "yes" } else { "no" }.to_owned(),
         if parents.is_empty() {
             "-".to_owned()

@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 use carma_core::format::{
-    Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, MetaWire, MetricsWire, MlpWire,
-    ScalerWire, weights_to_wire,
+    Activation, BundleWire, CarmaWire, FeaturesWire, FlowWire, GridWire, KIND_CATEGORICAL,
+    KIND_INTEGER, MetaWire, MetricsWire, MlpWire, ScalerWire, weights_to_wire,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -112,6 +112,18 @@ pub struct Spec {
     pub ready: Vec<u16>,
     pub classifier: Mlp,
     pub carma: Option<Carma>,
+    /// Integer and categorical features (format version 4): kind bytes,
+    /// steps, level counts and level names; empty `kind` for none.
+    pub grid: Grid,
+}
+
+/// The grid section, owned (empty `kind`: no grid section).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Grid {
+    pub kind: Vec<u8>,
+    pub step: Vec<f32>,
+    pub n_levels: Vec<u8>,
+    pub levels: String,
 }
 
 /// The byte arrays an `MlpWire` borrows.
@@ -172,6 +184,7 @@ impl Spec {
             le16(&self.ready),
         );
         let clf = MlpBytes::new(&self.classifier);
+        let step = le(&self.grid.step);
         let carma = self.carma.as_ref().map(|c| {
             (
                 MlpBytes::new(&c.mask_net),
@@ -220,6 +233,12 @@ impl Spec {
                     cost_range: r,
                     weights: w,
                 }),
+            grid: (!self.grid.kind.is_empty()).then(|| GridWire {
+                kind: &self.grid.kind,
+                step: &step,
+                n_levels: &self.grid.n_levels,
+                levels: &self.grid.levels,
+            }),
         };
         f(wire)
     }
@@ -487,6 +506,7 @@ pub fn random_spec(seed: u64, shape: &Shape) -> Spec {
             cost_range: (0..d).map(|_| rng.random_range(2.0..6.0)).collect(),
             weights: (0..d).map(|_| rng.random_range(1..=3) as f32).collect(),
         }),
+        grid: Grid::default(),
     }
     .with_wide_bounds()
 }
@@ -584,6 +604,7 @@ pub fn hand_spec() -> Spec {
             cost_range: vec![2.0, 4.0],
             weights: vec![1.0, 2.0],
         }),
+        grid: Grid::default(),
     }
 }
 
@@ -597,4 +618,64 @@ pub fn with_binary_actionable(mut spec: Spec) -> Spec {
         }
     }
     spec
+}
+
+/// `spec` with some non-binary features made integer (a step of a quarter
+/// to twice their scale) or categorical (3 to 6 levels, standardized like
+/// codes spread over their range), actionable at random.
+pub fn with_grid(mut spec: Spec, rng: &mut ChaCha8Rng) -> Spec {
+    let d = spec.d();
+    let mut grid = Grid {
+        kind: vec![0; d],
+        step: vec![0.0; d],
+        n_levels: vec![0; d],
+        levels: String::new(),
+    };
+    let mut names = Vec::new();
+    for k in 0..d {
+        if spec.binary[k] == 1 {
+            continue;
+        }
+        match rng.random_range(0..3) {
+            0 => {
+                grid.kind[k] = KIND_INTEGER;
+                grid.step[k] = spec.std[k] * [0.25f32, 0.5, 1.0, 2.0][rng.random_range(0..4)];
+                spec.min[k] = spec.mean[k] - 1000.0 * spec.std[k];
+                spec.max[k] = spec.mean[k] + 1000.0 * spec.std[k];
+            }
+            1 => {
+                let n: u8 = rng.random_range(3..=6);
+                grid.kind[k] = KIND_CATEGORICAL;
+                grid.step[k] = 1.0;
+                grid.n_levels[k] = n;
+                spec.mean[k] = f32::from(n - 1) / 2.0;
+                spec.std[k] = f32::from(n) / 3.5;
+                spec.min[k] = 0.0;
+                spec.max[k] = f32::from(n - 1);
+                names.extend((0..n).map(|l| format!("f{k}-level{l}")));
+            }
+            _ => continue,
+        }
+        if rng.random_bool(0.8) {
+            spec.actionable[k] = 1;
+        }
+    }
+    grid.levels = names.join("\n");
+    spec.grid = grid;
+    spec
+}
+
+/// A person on the grids: integers rounded, categorical codes uniform.
+pub fn grid_input(rng: &mut ChaCha8Rng, spec: &Spec) -> Vec<f32> {
+    (0..spec.d())
+        .map(|k| match spec.grid.kind.get(k).copied().unwrap_or(0) {
+            KIND_INTEGER => {
+                let v = spec.mean[k] + spec.std[k] * rng.random_range(-2.0f32..2.0);
+                (v / spec.grid.step[k]).round() * spec.grid.step[k]
+            }
+            KIND_CATEGORICAL => f32::from(rng.random_range(0..spec.grid.n_levels[k])),
+            _ if spec.binary[k] == 1 => f32::from(u8::from(rng.random_bool(0.5))),
+            _ => spec.mean[k] + spec.std[k] * rng.random_range(-2.0f32..2.0),
+        })
+        .collect()
 }

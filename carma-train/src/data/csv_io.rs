@@ -9,7 +9,7 @@ use std::path::Path;
 use csv::{ReaderBuilder, StringRecord, Trim};
 
 use super::{DataError, Table};
-use crate::graph::CausalGraph;
+use crate::graph::{CausalGraph, FeatureKind};
 
 /// The UTF-8 byte-order mark some spreadsheet programs put before the header.
 const BOM: char = '\u{feff}';
@@ -174,7 +174,7 @@ pub struct CsvRowReader<R: Read> {
     record: StringRecord,
     file: String,
     names: Vec<String>,
-    binary: Vec<bool>,
+    kinds: Vec<Cell>,
     /// CSV column of each feature.
     columns: Vec<usize>,
     label: Option<(String, usize)>,
@@ -286,7 +286,7 @@ impl<R: Read> CsvRowReader<R> {
             record: StringRecord::new(),
             file,
             names: graph.names(),
-            binary: (0..graph.len()).map(|i| graph.is_binary(i)).collect(),
+            kinds: graph.features().iter().map(Cell::of).collect(),
             columns,
             label,
             n_cells: cells.len(),
@@ -373,10 +373,10 @@ impl<R: Read> CsvRowReader<R> {
             });
         }
         for (i, &j) in self.columns.iter().enumerate() {
-            x[i] = self.cell(j, &self.names[i], self.binary[i], line)?;
+            x[i] = self.cell(j, &self.names[i], &self.kinds[i], line)?;
         }
         let label = match &self.label {
-            Some((name, j)) => Some(self.cell(*j, name, true, line)?),
+            Some((name, j)) => Some(self.cell(*j, name, &Cell::Binary, line)?),
             None => None,
         };
         Ok(Some(RowInfo {
@@ -399,8 +399,14 @@ impl<R: Read> CsvRowReader<R> {
         last_line.saturating_sub(inside as u64).max(1)
     }
 
-    fn cell(&self, j: usize, column: &str, binary: bool, line: u64) -> Result<f64, DataError> {
+    fn cell(&self, j: usize, column: &str, kind: &Cell, line: u64) -> Result<f64, DataError> {
         let text = &self.record[j];
+        let binary = matches!(kind, Cell::Binary);
+        if let Cell::Grid(f) = kind {
+            if let Some(code) = f.level_code(text.trim()) {
+                return Ok(code as f64);
+            }
+        }
         let bad = |expected| DataError::BadCell {
             file: self.file.clone(),
             row: self.row,
@@ -418,7 +424,35 @@ impl<R: Read> CsvRowReader<R> {
         if binary && v != 0.0 && v != 1.0 {
             return Err(bad("0 or 1"));
         }
-        Ok(v)
+        match kind {
+            Cell::Grid(f) => f.grid_value(v).ok_or_else(|| {
+                bad(if f.kind == FeatureKind::Categorical {
+                    "one of the feature's levels (its name or its code)"
+                } else {
+                    "a multiple of the feature's step"
+                })
+            }),
+            _ => Ok(v),
+        }
+    }
+}
+
+/// What a feature's cells hold.
+#[derive(Debug, Clone)]
+enum Cell {
+    Number,
+    Binary,
+    /// An integer or categorical feature (a categorical cell may also name its level).
+    Grid(Box<crate::graph::Feature>),
+}
+
+impl Cell {
+    fn of(f: &crate::graph::Feature) -> Cell {
+        match f.kind {
+            FeatureKind::Continuous => Cell::Number,
+            FeatureKind::Binary => Cell::Binary,
+            FeatureKind::Integer | FeatureKind::Categorical => Cell::Grid(Box::new(f.clone())),
+        }
     }
 }
 

@@ -478,6 +478,7 @@ fn core_bundle_agrees_with_the_trainer_forward_pass() {
         min: Vec::new(),
         max: Vec::new(),
         direction: Vec::new(),
+        grid: Vec::new(),
         dataset: "triangle-test".into(),
         seed: 0,
         metrics: MetricsWire::default(),
