@@ -51,6 +51,18 @@
 // The networks' recommendation is not accepted; not advice.
 #define CARMA_STATUS_NOT_REACHED 3
 
+// A feature that takes any real value.
+#define CARMA_KIND_CONTINUOUS 0
+
+// A feature that is 0 or 1.
+#define CARMA_KIND_BINARY 1
+
+// A feature whose values are multiples of its step.
+#define CARMA_KIND_INTEGER 2
+
+// A feature that takes one of its levels, coded 0, 1, ...
+#define CARMA_KIND_CATEGORICAL 3
+
 // The words of a [`CarmaModel`]: room for a decoded bundle and a tag.
 #define CARMA_MODEL_WORDS 128
 
@@ -70,6 +82,14 @@ typedef struct CarmaFeatureInfo {
   uint8_t binary;
   // 0 any direction, 1 only up, 2 only down.
   uint8_t direction;
+  // One of the `CARMA_KIND_*` values.
+  uint8_t kind;
+  // The number of levels of a categorical feature (0 otherwise); their
+  // names come from `carma_level_name`.
+  uint32_t levels;
+  // The grid step of an integer feature (1 for a categorical one, 0
+  // otherwise): recommended values are multiples of it.
+  float step;
   // Lowest value a recommendation may set (original units).
   float min;
   // Highest value a recommendation may set (original units).
@@ -178,6 +198,19 @@ int32_t carma_feature_name(const struct CarmaModel *model,
                            uintptr_t i,
                            const uint8_t **name,
                            uintptr_t *name_len);
+
+// The name of level `code` of categorical feature `i` (UTF-8, not
+// NUL-terminated, borrowed from the bundle's bytes) into `*name` and
+// `*name_len`; `CARMA_ERR_INDEX` if `i` is not categorical or `code` is
+// not below its `levels` (`carma_feature_info`).
+//
+// # Safety
+// `model` points to a `CarmaModel`; `name` and `name_len` are writable.
+int32_t carma_level_name(const struct CarmaModel *model,
+                         uintptr_t i,
+                         uintptr_t code,
+                         const uint8_t **name,
+                         uintptr_t *name_len);
 
 // Feature `i`'s metadata into `*info`.
 //

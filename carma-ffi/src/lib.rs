@@ -30,7 +30,7 @@
 use core::ffi::c_char;
 use core::mem::{align_of, size_of};
 
-use carma_core::{Bundle, Error, FeatureSet, Limits, Options, Refine, Status};
+use carma_core::{Bundle, Error, FeatureSet, Kind, Limits, Options, Refine, Status};
 
 #[cfg(not(feature = "std"))]
 #[panic_handler]
@@ -73,6 +73,15 @@ pub const CARMA_STATUS_NONE_WITHIN_LIMITS: u8 = 2;
 /// The networks' recommendation is not accepted; not advice.
 pub const CARMA_STATUS_NOT_REACHED: u8 = 3;
 
+/// A feature that takes any real value.
+pub const CARMA_KIND_CONTINUOUS: u8 = 0;
+/// A feature that is 0 or 1.
+pub const CARMA_KIND_BINARY: u8 = 1;
+/// A feature whose values are multiples of its step.
+pub const CARMA_KIND_INTEGER: u8 = 2;
+/// A feature that takes one of its levels, coded 0, 1, ...
+pub const CARMA_KIND_CATEGORICAL: u8 = 3;
+
 /// The words of a [`CarmaModel`]: room for a decoded bundle and a tag.
 pub const CARMA_MODEL_WORDS: usize = 128;
 
@@ -107,6 +116,14 @@ pub struct CarmaFeatureInfo {
     pub binary: u8,
     /// 0 any direction, 1 only up, 2 only down.
     pub direction: u8,
+    /// One of the `CARMA_KIND_*` values.
+    pub kind: u8,
+    /// The number of levels of a categorical feature (0 otherwise); their
+    /// names come from `carma_level_name`.
+    pub levels: u32,
+    /// The grid step of an integer feature (1 for a categorical one, 0
+    /// otherwise): recommended values are multiples of it.
+    pub step: f32,
     /// Lowest value a recommendation may set (original units).
     pub min: f32,
     /// Highest value a recommendation may set (original units).
@@ -391,6 +408,33 @@ pub unsafe extern "C" fn carma_feature_name(
     })
 }
 
+/// The name of level `code` of categorical feature `i` (UTF-8, not
+/// NUL-terminated, borrowed from the bundle's bytes) into `*name` and
+/// `*name_len`; `CARMA_ERR_INDEX` if `i` is not categorical or `code` is
+/// not below its `levels` (`carma_feature_info`).
+///
+/// # Safety
+/// `model` points to a `CarmaModel`; `name` and `name_len` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn carma_level_name(
+    model: *const CarmaModel,
+    i: usize,
+    code: usize,
+    name: *mut *const u8,
+    name_len: *mut usize,
+) -> i32 {
+    status(|| {
+        // SAFETY: the function's contract.
+        let bundle = unsafe { opened(model)? };
+        // SAFETY: the function's contract; one element each.
+        let (name, name_len) = unsafe { (slice_mut(name, 1)?, slice_mut(name_len, 1)?) };
+        let s = bundle.level_name(i, code).ok_or(CARMA_ERR_INDEX)?;
+        name[0] = s.as_ptr();
+        name_len[0] = s.len();
+        Ok(())
+    })
+}
+
 /// Feature `i`'s metadata into `*info`.
 ///
 /// # Safety
@@ -410,6 +454,21 @@ pub unsafe extern "C" fn carma_feature_info(
                 binary: bundle.is_binary(i) as u8,
                 // The bundle's own wire byte: 0 any, 1 only up, 2 only down.
                 direction: bundle.direction(i).to_byte(),
+                kind: match bundle.kind(i) {
+                    Kind::Continuous => CARMA_KIND_CONTINUOUS,
+                    Kind::Binary => CARMA_KIND_BINARY,
+                    Kind::Integer { .. } => CARMA_KIND_INTEGER,
+                    Kind::Categorical { .. } => CARMA_KIND_CATEGORICAL,
+                },
+                levels: match bundle.kind(i) {
+                    Kind::Categorical { levels } => levels as u32,
+                    _ => 0,
+                },
+                step: match bundle.kind(i) {
+                    Kind::Integer { step } => step,
+                    Kind::Categorical { .. } => 1.0,
+                    _ => 0.0,
+                },
                 min,
                 max,
                 mean: bundle.mean(i).ok_or(CARMA_ERR_INDEX)?,

@@ -205,3 +205,133 @@ fn requests_agree_with_the_core_bit_for_bit() {
         }
     }
 }
+
+/// The Loan fixture re-encoded with `duration` an integer feature (step 1)
+/// and `education` categorical with three levels (bounds 0 to 2): a
+/// format-4 bundle.
+fn loan_with_grid(bytes: &[u8]) -> Vec<u8> {
+    use carma_core::format::{BundleWire, GridWire, KIND_CATEGORICAL, KIND_INTEGER};
+    let mut wire = BundleWire::decode(bytes).unwrap();
+    let mut min: Vec<f32> = wire
+        .features
+        .min
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let mut max: Vec<f32> = wire
+        .features
+        .max
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (min[2], max[2]) = (0.0, 2.0);
+    let (min, max): (Vec<u8>, Vec<u8>) = (
+        min.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        max.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    );
+    wire.features.min = &min;
+    wire.features.max = &max;
+    let step: Vec<u8> = [0.0f32, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    wire.grid = Some(GridWire {
+        kind: &[0, 0, KIND_CATEGORICAL, 0, KIND_INTEGER, 0, 0],
+        step: &step,
+        n_levels: &[0, 0, 3, 0, 0, 0, 0],
+        levels: "none\nschool\nuniversity",
+    });
+    let mut out = vec![0u8; bytes.len() + 256];
+    let n = wire.encode(&mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn integer_and_categorical_features_through_the_c_interface() {
+    let bytes = loan_with_grid(&loan());
+    let model = opened(&bytes);
+    let mut info = CarmaFeatureInfo::default();
+    // SAFETY: `info` is writable.
+    assert_eq!(
+        unsafe { carma_feature_info(&*model, 4, &mut info) },
+        CARMA_OK
+    );
+    assert_eq!(
+        (info.kind, info.step, info.levels),
+        (CARMA_KIND_INTEGER, 1.0, 0)
+    );
+    assert_eq!(
+        unsafe { carma_feature_info(&*model, 2, &mut info) },
+        CARMA_OK
+    );
+    assert_eq!(
+        (info.kind, info.step, info.levels),
+        (CARMA_KIND_CATEGORICAL, 1.0, 3)
+    );
+    assert_eq!(
+        unsafe { carma_feature_info(&*model, 0, &mut info) },
+        CARMA_OK
+    );
+    assert_eq!(info.kind, CARMA_KIND_BINARY);
+    let (mut name, mut len) = (std::ptr::null(), 0usize);
+    // SAFETY: the outputs are writable; the name borrows `bytes`, alive here.
+    assert_eq!(
+        unsafe { carma_level_name(&*model, 2, 2, &mut name, &mut len) },
+        CARMA_OK
+    );
+    assert_eq!(
+        unsafe { std::slice::from_raw_parts(name, len) },
+        b"university"
+    );
+    assert_eq!(
+        unsafe { carma_level_name(&*model, 2, 3, &mut name, &mut len) },
+        CARMA_ERR_INDEX
+    );
+    assert_eq!(
+        unsafe { carma_level_name(&*model, 4, 0, &mut name, &mut len) },
+        CARMA_ERR_INDEX
+    );
+
+    let mut scratch = vec![0.0f32; 1024];
+    let mut x_cf = [0.0f32; 7];
+    let mut r = CarmaResult::default();
+    let request = carma_request_default();
+    let mut x = X;
+    x[2] = 1.0;
+    x[4] = 8.0;
+    // SAFETY: every buffer holds what it is said to.
+    let rc = unsafe {
+        carma_recommend(
+            &*model,
+            x.as_ptr(),
+            7,
+            &request,
+            x_cf.as_mut_ptr(),
+            scratch.as_mut_ptr(),
+            1024,
+            &mut r,
+        )
+    };
+    assert_eq!(rc, CARMA_OK);
+    assert_eq!(x_cf[4].fract(), 0.0, "duration on its grid: {x_cf:?}");
+    assert!(
+        [0.0, 1.0, 2.0].contains(&x_cf[2]),
+        "education a level: {x_cf:?}"
+    );
+    // Off the grid: an input error, as for a binary feature that is not 0 or 1.
+    x[4] = 8.5;
+    let rc = unsafe {
+        carma_recommend(
+            &*model,
+            x.as_ptr(),
+            7,
+            &request,
+            x_cf.as_mut_ptr(),
+            scratch.as_mut_ptr(),
+            1024,
+            &mut r,
+        )
+    };
+    assert_eq!(rc, CARMA_ERR_INPUT);
+}

@@ -61,6 +61,19 @@ static void print_name(const CarmaModel *model, size_t i) {
     }
 }
 
+/* A value as a person reads it: a categorical feature by its level's name. */
+static void print_value(const CarmaModel *model, size_t i, float v) {
+    CarmaFeatureInfo info;
+    const uint8_t *name;
+    size_t len;
+    if (carma_feature_info(model, i, &info) == CARMA_OK && info.kind == CARMA_KIND_CATEGORICAL &&
+        v >= 0.0f && carma_level_name(model, i, (size_t)v, &name, &len) == CARMA_OK) {
+        printf("%.*s", (int)len, (const char *)name);
+    } else {
+        printf("%g", v);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.carma VALUE...\n", argv[0]);
@@ -133,14 +146,22 @@ int main(int argc, char **argv) {
             if (r.mask >> i & 1) {
                 printf("  change ");
                 print_name(&model, i);
-                printf(" from %g to %g\n", x[i], x_cf[i]);
+                printf(" from ");
+                print_value(&model, i, x[i]);
+                printf(" to ");
+                print_value(&model, i, x_cf[i]);
+                printf("\n");
             }
         }
         for (size_t i = 0; i < d; i++) {
             if (!(r.mask >> i & 1) && x_cf[i] != x[i]) {
                 printf("  as a consequence ");
                 print_name(&model, i);
-                printf(" goes from %g to %g\n", x[i], x_cf[i]);
+                printf(" goes from ");
+                print_value(&model, i, x[i]);
+                printf(" to ");
+                print_value(&model, i, x_cf[i]);
+                printf("\n");
             }
         }
         break;
