@@ -396,12 +396,27 @@ pub unsafe extern "C" fn carma_feature_name(
     name: *mut *const u8,
     name_len: *mut usize,
 ) -> i32 {
+    // SAFETY: the function's contract is `text`'s.
+    unsafe { text(model, name, name_len, |bundle| bundle.feature_name(i)) }
+}
+
+/// A string of the bundle (`find` gives it, or `None` for an index out of
+/// range) into `*name` and `*name_len`.
+///
+/// # Safety
+/// `model` points to a `CarmaModel`; `name` and `name_len` are writable.
+unsafe fn text(
+    model: *const CarmaModel,
+    name: *mut *const u8,
+    name_len: *mut usize,
+    find: impl FnOnce(&Bundle<'static>) -> Option<&'static str>,
+) -> i32 {
     status(|| {
         // SAFETY: the function's contract.
         let bundle = unsafe { opened(model)? };
         // SAFETY: the function's contract; one element each.
         let (name, name_len) = unsafe { (slice_mut(name, 1)?, slice_mut(name_len, 1)?) };
-        let s = bundle.feature_name(i).ok_or(CARMA_ERR_INDEX)?;
+        let s = find(bundle).ok_or(CARMA_ERR_INDEX)?;
         name[0] = s.as_ptr();
         name_len[0] = s.len();
         Ok(())
@@ -423,16 +438,8 @@ pub unsafe extern "C" fn carma_level_name(
     name: *mut *const u8,
     name_len: *mut usize,
 ) -> i32 {
-    status(|| {
-        // SAFETY: the function's contract.
-        let bundle = unsafe { opened(model)? };
-        // SAFETY: the function's contract; one element each.
-        let (name, name_len) = unsafe { (slice_mut(name, 1)?, slice_mut(name_len, 1)?) };
-        let s = bundle.level_name(i, code).ok_or(CARMA_ERR_INDEX)?;
-        name[0] = s.as_ptr();
-        name_len[0] = s.len();
-        Ok(())
-    })
+    // SAFETY: the function's contract is `text`'s.
+    unsafe { text(model, name, name_len, |bundle| bundle.level_name(i, code)) }
 }
 
 /// Feature `i`'s metadata into `*info`.

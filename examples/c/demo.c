@@ -74,6 +74,15 @@ static void print_value(const CarmaModel *model, size_t i, float v) {
     }
 }
 
+/* " from <x> to <x_cf>" and the line's end. */
+static void print_move(const CarmaModel *model, size_t i, float from, float to) {
+    printf(" from ");
+    print_value(model, i, from);
+    printf(" to ");
+    print_value(model, i, to);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.carma VALUE...\n", argv[0]);
@@ -146,22 +155,15 @@ int main(int argc, char **argv) {
             if (r.mask >> i & 1) {
                 printf("  change ");
                 print_name(&model, i);
-                printf(" from ");
-                print_value(&model, i, x[i]);
-                printf(" to ");
-                print_value(&model, i, x_cf[i]);
-                printf("\n");
+                print_move(&model, i, x[i], x_cf[i]);
             }
         }
         for (size_t i = 0; i < d; i++) {
             if (!(r.mask >> i & 1) && x_cf[i] != x[i]) {
                 printf("  as a consequence ");
                 print_name(&model, i);
-                printf(" goes from ");
-                print_value(&model, i, x[i]);
-                printf(" to ");
-                print_value(&model, i, x_cf[i]);
-                printf("\n");
+                printf(" goes");
+                print_move(&model, i, x[i], x_cf[i]);
             }
         }
         break;
