@@ -448,7 +448,7 @@ fn bad_input_is_a_4xx_with_a_json_error_naming_the_field() {
             Some("increase_only"),
         ),
         (
-            format!("{{\"people\":[{}]}}", vec!["[0,1,2,3,4,5,6]"; 6].join(",")),
+            format!("{{\"people\":[{}]}}", ["[0,1,2,3,4,5,6]"; 6].join(",")),
             413,
             "batch_too_large",
             Some("people"),
