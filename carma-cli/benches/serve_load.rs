@@ -14,7 +14,7 @@
 //! on loopback only. Each client is a thread with one keep-alive connection sending requests
 //! back to back and timing each; the clients run on the same two cores as the server, so they
 //! take a share of the CPU the numbers are measured with. Every stage stops by itself: after
-//! `CARMA_LOAD_SECONDS` (default 3) per stage, the soak after `CARMA_LOAD_SOAK` requests
+//! `CARMA_LOAD_SECONDS` (default 3) per stage (`CARMA_LOAD_WORKERS` sets `--workers`), the soak after `CARMA_LOAD_SOAK` requests
 //! (default 1,000,000) or 300 s, whichever comes first. The people are the 2,000 Loan test rows
 //! of `fixtures/bench`, as JSON objects keyed by feature name, refined as `carma recommend` does
 //! by default.
@@ -198,7 +198,8 @@ fn main() {
     }
     let in_process = people as f64 / t.elapsed().as_secs_f64();
 
-    let mut server = Server::start(&bin, &model, &["--workers", "2", "--log", "off"]);
+    let workers = env_u64("CARMA_LOAD_WORKERS", 2).to_string();
+    let mut server = Server::start(&bin, &model, &["--workers", &workers, "--log", "off"]);
     let pid = server.pid();
     let single: Arc<Vec<Vec<u8>>> = Arc::new(
         rows.iter()
@@ -218,7 +219,9 @@ fn main() {
     run(&server, &batches, 2, 1.0, batches.len() as u64, false);
     let rss_start = rss_kb(pid);
 
-    println!("carma serve load test: 2 server workers, clients on the same machine, loopback");
+    println!(
+        "carma serve load test: {workers} server workers, clients on the same machine, loopback"
+    );
     println!(
         "in-process batch API (Bundle::recommend_batch_with, 1 thread, refined): {:.0} people/s",
         in_process

@@ -471,8 +471,10 @@ fn bad_input_is_a_4xx_with_a_json_error_naming_the_field() {
             assert_eq!(v["id"], "r-7", "the request id is echoed: {v}");
         }
     }
-    // Not JSON, not this method, not an endpoint.
-    let r = client
+    // Not JSON, not this method, not an endpoint. (An answer sent before the body was read
+    // may close the connection: a new one for what follows.)
+    let r = server
+        .client()
         .request(
             "POST",
             "/v1/recommend",
@@ -484,6 +486,7 @@ fn bad_input_is_a_4xx_with_a_json_error_naming_the_field() {
         (r.status, r.json()["error"]["code"].clone()),
         (415, json!("unsupported_media_type"))
     );
+    let mut client = server.client();
     let r = client.get("/v1/recommend").unwrap();
     assert_eq!(
         (r.status, r.json()["error"]["code"].clone()),
@@ -566,11 +569,18 @@ fn body_and_batch_limits_are_enforced_with_413() {
 }
 
 #[test]
-fn excess_concurrent_requests_get_503_with_retry_after_and_a_late_body_408() {
+fn excess_concurrent_requests_get_503_with_retry_after_late_bodies_408_late_headers_a_close() {
     let server = Server::start(
         Path::new(BIN),
         &model_a(),
-        &["--max-concurrent", "1", "--timeout-ms", "400"],
+        &[
+            "--max-concurrent",
+            "1",
+            "--timeout-ms",
+            "1500",
+            "--header-timeout-ms",
+            "300",
+        ],
     );
     // A request whose body is still coming holds the only slot.
     let mut slow = server.client();
@@ -586,7 +596,9 @@ fn excess_concurrent_requests_get_503_with_retry_after_and_a_late_body_408() {
     // The server takes the slot when it has read the head; until then a second request may
     // still find it free, so ask until it is refused.
     let mut other = server.client();
+    let until = std::time::Instant::now() + support::http::IO_TIMEOUT;
     let refused = loop {
+        assert!(std::time::Instant::now() < until, "never refused");
         let r = other.post_json("/v1/recommend", body).unwrap();
         if r.status == 503 {
             break r;
@@ -603,6 +615,13 @@ fn excess_concurrent_requests_get_503_with_retry_after_and_a_late_body_408() {
     );
     let r = server.client().post_json("/v1/recommend", body).unwrap();
     assert_eq!(r.status, 200);
+    // A client that never finishes its headers is disconnected.
+    let mut silent = server.client();
+    silent
+        .stream()
+        .write_all(b"POST /v1/recommend HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(silent.read_response().is_err(), "the connection is closed");
     let metrics = server.client().get("/metrics").unwrap().text();
     assert!(metrics.contains("carma_overloaded_total "), "{metrics}");
     assert!(!metrics.contains("carma_overloaded_total 0"), "{metrics}");
@@ -866,4 +885,16 @@ fn a_bad_model_file_stops_the_start_with_an_error() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "nothing listened");
+}
+
+#[test]
+fn connections_over_the_cap_wait_until_one_closes() {
+    let server = Server::start(Path::new(BIN), &model_a(), &["--max-connections", "1"]);
+    let mut first = server.client();
+    assert_eq!(first.get("/healthz").unwrap().status, 200);
+    // The second connection is queued by the kernel, not served, while the first is open.
+    let mut second = server.client();
+    second.send_head("GET", "/healthz", &[], None).unwrap();
+    drop(first);
+    assert_eq!(second.read_response().unwrap().status, 200);
 }

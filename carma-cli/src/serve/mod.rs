@@ -7,6 +7,7 @@
 //! it validates; SIGTERM and SIGINT stop accepting and finish the requests in flight.
 
 mod error;
+mod listen;
 mod metrics;
 mod model;
 mod request;
@@ -33,6 +34,10 @@ pub const DEFAULT_MAX_BATCH: usize = 1000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
 /// Default of `--max-concurrent`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 256;
+/// Default of `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of `--header-timeout-ms`.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 30_000;
 /// Default of `--shutdown-timeout`, seconds.
 pub const DEFAULT_SHUTDOWN_SECONDS: u64 = 30;
 
@@ -87,6 +92,14 @@ pub struct Args {
     /// Recommend requests answered at once; more get 503 (`overloaded`) with `Retry-After`.
     #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT, value_parser = crate::cmd::parse_positive)]
     pub max_concurrent: usize,
+    /// Open connections at once; more wait in the kernel's queue until one closes.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = crate::cmd::parse_positive)]
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, milliseconds, counted from the
+    /// connection's opening or the previous answer: it also closes keep-alive connections idle
+    /// that long (keep a proxy's upstream idle timeout below it).
+    #[arg(long, default_value_t = DEFAULT_HEADER_TIMEOUT_MS, value_parser = positive_u64)]
+    pub header_timeout_ms: u64,
     /// Enable `POST /v1/admin/reload` (reload the model over HTTP; SIGHUP always works).
     #[arg(long)]
     pub admin_reload: bool,
@@ -209,7 +222,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args, app: Arc<App>, workers: usize) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
     // Signals are taken over before the address is printed, so a client that reads it and
     // signals at once never meets the default action (exit without draining).
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
@@ -221,10 +233,6 @@ async fn serve(args: Args, app: Arc<App>, workers: usize) -> anyhow::Result<()> 
     let local = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let listener = listener.tap_io(|tcp| {
-        // Small answers go out at once (no Nagle delay behind the previous answer's ACK).
-        let _ = tcp.set_nodelay(true);
-    });
     let model = app.current.get();
     outln!("listening on {local}")?;
     crate::out::flush_stdout()?;
@@ -239,6 +247,7 @@ async fn serve(args: Args, app: Arc<App>, workers: usize) -> anyhow::Result<()> 
         max_batch = app.limits.max_batch,
         timeout_ms = args.timeout_ms,
         max_concurrent = app.limits.max_concurrent,
+        max_connections = args.max_connections,
         admin_reload = app.admin_reload,
         "serving"
     );
@@ -282,10 +291,14 @@ async fn serve(args: Args, app: Arc<App>, workers: usize) -> anyhow::Result<()> 
             std::process::exit(1);
         });
     };
-    axum::serve(listener, routes::router(Arc::clone(&app)))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the server failed")?;
+    listen::serve(
+        listener,
+        routes::router(Arc::clone(&app)),
+        args.max_connections,
+        Duration::from_millis(args.header_timeout_ms),
+        shutdown,
+    )
+    .await;
     tracing::info!(target: "carma::serve", "stopped");
     Ok(())
 }
