@@ -157,6 +157,8 @@ pub struct App {
     pub admin_reload: bool,
     /// A shutdown signal came: `/readyz` says so.
     pub draining: AtomicBool,
+    /// Threads answering requests.
+    pub workers: usize,
 }
 
 impl App {
@@ -217,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         admin_reload: args.admin_reload,
         draining: AtomicBool::new(false),
+        workers,
     });
     runtime.block_on(serve(args, app, workers))
 }

@@ -25,6 +25,10 @@ use crate::recourse::{PersonError, Recourse, Settings};
 /// people; a single person takes microseconds and stays inline).
 const INLINE_PEOPLE: usize = 16;
 
+/// A batch is cut across the cores only into parts of at least this many people (each part
+/// costs a hand-over to another thread, some tens of microseconds).
+const SPLIT_PART_PEOPLE: usize = 32;
+
 /// The deadline is looked at once per this many people.
 const DEADLINE_EVERY: usize = 8;
 
@@ -182,7 +186,15 @@ async fn recommend(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) 
         }
     };
     let n = parsed.len();
-    let result = if n > INLINE_PEOPLE {
+    // A large batch on an otherwise quiet server is cut across the cores.
+    let busy = app.limits.max_concurrent - app.slots.available_permits();
+    let parts = (app.workers / busy.max(1))
+        .min(n / SPLIT_PART_PEOPLE)
+        .max(1);
+    let parsed = Arc::new(parsed);
+    let result = if parts > 1 {
+        answer_split(Arc::clone(&model), Arc::clone(&parsed), deadline, parts).await
+    } else if n > INLINE_PEOPLE {
         tokio::task::block_in_place(|| answer(&model, &parsed, deadline))
     } else {
         answer(&model, &parsed, deadline)
@@ -208,16 +220,50 @@ async fn recommend(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) 
 /// The answer's body: `{"id", "model", "warnings", "result" | "results"}`, each person's object
 /// exactly as `carma recommend --format json` writes it.
 fn answer(model: &Model, p: &Parsed, deadline: Instant) -> Result<Vec<u8>, ApiError> {
-    let bundle = model.bundle();
-    let d = bundle.n_features();
-    let settings = Settings {
-        forbid: p.forbid,
-        refine: p.refine,
-        limits: &p.limits,
-        alternatives: p.alternatives,
-    };
-    let mut recourse = Recourse::new(bundle);
     let mut out = Vec::with_capacity(128 + p.len() * 640);
+    head(model, p, &mut out);
+    people(model, p, 0..p.len(), deadline, &mut out)?;
+    tail(p, &mut out);
+    Ok(out)
+}
+
+/// [`answer`] with the people cut into `parts` ranges computed on the blocking threads at once
+/// (the first refusal in person order wins, as in one pass).
+async fn answer_split(
+    model: Arc<Model>,
+    p: Arc<Parsed>,
+    deadline: Instant,
+    parts: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let n = p.len();
+    let per = n.div_ceil(parts);
+    let tasks: Vec<_> = (0..n)
+        .step_by(per)
+        .map(|a| {
+            let (model, p) = (Arc::clone(&model), Arc::clone(&p));
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(per * 640);
+                people(&model, &p, a..(a + per).min(n), deadline, &mut out).map(|()| out)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(128 + n * 640);
+    head(&model, &p, &mut out);
+    for (k, task) in tasks.into_iter().enumerate() {
+        let part = task
+            .await
+            .map_err(|e| ApiError::new(Code::Refused, format!("a worker failed: {e}")))??;
+        if k > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&part);
+    }
+    tail(&p, &mut out);
+    Ok(out)
+}
+
+/// `{"id":...,"model":...,"warnings":[...],` and the opening of `results` or `result`.
+fn head(model: &Model, p: &Parsed, out: &mut Vec<u8>) {
     out.push(b'{');
     if let Some((json, _)) = &p.id {
         out.extend_from_slice(b"\"id\":");
@@ -233,7 +279,7 @@ fn answer(model: &Model, p: &Parsed, deadline: Instant) -> Result<Vec<u8>, ApiEr
             if k > 0 {
                 out.push(b',');
             }
-            json_string(&mut out, w);
+            json_string(out, w);
         }
         out.extend_from_slice(b"],");
     }
@@ -242,13 +288,43 @@ fn answer(model: &Model, p: &Parsed, deadline: Instant) -> Result<Vec<u8>, ApiEr
     } else {
         b"\"result\":"
     });
-    let mut from = 0;
-    for k in 0..p.len() {
-        if k % DEADLINE_EVERY == 0 && k > 0 && Instant::now() > deadline {
+}
+
+fn tail(p: &Parsed, out: &mut Vec<u8>) {
+    if p.batch {
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// The people of `range`, comma-separated; the deadline is looked at every few people.
+fn people(
+    model: &Model,
+    p: &Parsed,
+    range: std::ops::Range<usize>,
+    deadline: Instant,
+    out: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    let bundle = model.bundle();
+    let d = bundle.n_features();
+    let settings = Settings {
+        forbid: p.forbid,
+        refine: p.refine,
+        limits: &p.limits,
+        alternatives: p.alternatives,
+    };
+    let mut recourse = Recourse::new(bundle);
+    let mut from = if range.start == 0 {
+        0
+    } else {
+        p.override_ends[range.start - 1]
+    };
+    for k in range.clone() {
+        if k > range.start && (k - range.start) % DEADLINE_EVERY == 0 && Instant::now() > deadline {
             return Err(ApiError::new(
                 Code::Timeout,
                 format!(
-                    "the answer was not ready in time (--timeout-ms); {k} of {} people done",
+                    "the answer was not ready in time (--timeout-ms, {} people)",
                     p.len()
                 ),
             ));
@@ -270,17 +346,13 @@ fn answer(model: &Model, p: &Parsed, deadline: Instant) -> Result<Vec<u8>, ApiEr
         if let Some(id) = &p.ids[k] {
             e.set_id(id);
         }
-        if k > 0 {
+        if k > range.start {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &e.json(bundle))
+        serde_json::to_writer(&mut *out, &e.json(bundle))
             .map_err(|e| ApiError::new(Code::Refused, format!("cannot write the answer: {e}")))?;
     }
-    if p.batch {
-        out.push(b']');
-    }
-    out.extend_from_slice(b"}\n");
-    Ok(out)
+    Ok(())
 }
 
 /// A person the core or the limits refused, as an error at the person's field.
