@@ -668,6 +668,7 @@ fn model_health_readiness_metrics_and_request_logs() {
         "carma_http_request_duration_seconds_bucket{endpoint=\"/v1/recommend\",le=\"+Inf\"} 1",
         "carma_people_total 2",
         "carma_model_generation 1",
+        "process_resident_memory_bytes ",
         "# TYPE carma_http_request_duration_seconds histogram",
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");

@@ -189,6 +189,14 @@ impl Metrics {
             "1 for the model loaded at start, one more per successful reload.",
             g.generation,
         );
+        if let Some(kb) = resident_kb() {
+            gauge(
+                &mut s,
+                "process_resident_memory_bytes",
+                "Resident memory of the server process (VmRSS).",
+                kb * 1024,
+            );
+        }
         s += "# HELP carma_model_info The served model (value 1).\n# TYPE carma_model_info gauge\n";
         let _ = writeln!(
             s,
@@ -198,6 +206,14 @@ impl Metrics {
         );
         s
     }
+}
+
+/// The process's resident memory, kB (`VmRSS` of /proc/self/status; none where there is no
+/// /proc).
+fn resident_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// A label value escaped as the format asks (backslash, quote, line feed).

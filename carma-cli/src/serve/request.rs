@@ -20,6 +20,9 @@ pub const MAX_ID_BYTES: usize = 256;
 /// The most alternatives a request may ask for (as `carma recommend --alternatives`).
 pub const MAX_ALTERNATIVES: u64 = 16;
 
+/// Objects with at most this many keys are checked for repeated keys pairwise.
+const SMALL_OBJECT: usize = 16;
+
 /// A request, checked against the model.
 #[derive(Debug, Default)]
 pub struct Parsed {
@@ -535,9 +538,16 @@ struct Fields<'a>(Vec<(String, &'a RawValue)>);
 impl Fields<'_> {
     /// Refuse a key given twice (`prefix` is the object's own path).
     fn check_unique(&self, prefix: &str) -> Result<(), ApiError> {
-        let mut seen = std::collections::HashSet::with_capacity(self.0.len());
-        for (key, _) in &self.0 {
-            if !seen.insert(key.as_str()) {
+        // A person's handful of keys are compared pairwise; a large object through a set, so a
+        // hostile body cannot make this quadratic.
+        let mut seen = std::collections::HashSet::new();
+        for (k, (key, _)) in self.0.iter().enumerate() {
+            let repeated = if self.0.len() <= SMALL_OBJECT {
+                self.0[..k].iter().any(|(other, _)| other == key)
+            } else {
+                !seen.insert(key.as_str())
+            };
+            if repeated {
                 let field = if prefix.is_empty() {
                     key.clone()
                 } else {
