@@ -84,6 +84,7 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         latency_us = latency.as_micros() as u64,
         batch = info.batch.unwrap_or(0),
         model = info.model.as_deref().unwrap_or("-"),
+        "request"
     );
     response
 }
