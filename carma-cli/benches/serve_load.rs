@@ -197,6 +197,28 @@ fn main() {
         people += rows.len() as u64;
     }
     let in_process = people as f64 / t.elapsed().as_secs_f64();
+    // And on two threads, each with half the rows and its own scratch.
+    let half = rows.len() / 2 * 7;
+    let t = Instant::now();
+    let mut people = 0u64;
+    while t.elapsed().as_secs_f64() < seconds {
+        std::thread::scope(|scope| {
+            let (bundle, options) = (&bundle, &options);
+            for (x, (o, r)) in xs
+                .chunks(half)
+                .zip(out.chunks_mut(half).zip(results.chunks_mut(half / 7)))
+            {
+                scope.spawn(move || {
+                    let mut scratch = vec![0.0; bundle.scratch_len()];
+                    bundle
+                        .recommend_batch_with(x, options, o, r, &mut scratch)
+                        .expect("batch");
+                });
+            }
+        });
+        people += rows.len() as u64;
+    }
+    let in_process_2 = people as f64 / t.elapsed().as_secs_f64();
 
     let workers = env_u64("CARMA_LOAD_WORKERS", 2).to_string();
     let mut server = Server::start(&bin, &model, &["--workers", &workers, "--log", "off"]);
@@ -223,8 +245,8 @@ fn main() {
         "carma serve load test: {workers} server workers, clients on the same machine, loopback"
     );
     println!(
-        "in-process batch API (Bundle::recommend_batch_with, 1 thread, refined): {:.0} people/s",
-        in_process
+        "in-process batch API (Bundle::recommend_batch_with, refined): {in_process:.0} people/s \
+         on 1 thread, {in_process_2:.0} on 2 (the ratios below are against 1 thread)"
     );
     println!();
     println!(
