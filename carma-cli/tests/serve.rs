@@ -712,33 +712,11 @@ fn reloads_under_load_swap_whole_models_and_refuse_bad_files() {
         (fp_a.clone(), cli_answers(&dir, &model_a(), &rows, &[])),
         (fp_b.clone(), cli_answers(&dir, &model_b(), &rows, &[])),
     ];
-    let server = Server::start(Path::new(BIN), &served, &["--admin-reload"]);
-    let body = Arc::new(batch_body(&rows, ""));
-    let stop = Arc::new(AtomicBool::new(false));
-    let expected = Arc::new(expected);
-    let clients: Vec<_> = (0..3)
-        .map(|_| {
-            let (body, stop, expected) =
-                (Arc::clone(&body), Arc::clone(&stop), Arc::clone(&expected));
-            let mut client = server.client();
-            std::thread::spawn(move || {
-                let mut seen = [0usize; 2];
-                while !stop.load(Ordering::Relaxed) {
-                    let r = client.post_json("/v1/recommend", &body).unwrap();
-                    assert_eq!(r.status, 200, "{}", r.text());
-                    let v = r.json();
-                    let k = expected
-                        .iter()
-                        .position(|(fp, _)| v["model"] == *fp)
-                        .unwrap_or_else(|| panic!("unknown model {}", v["model"]));
-                    // Every person answered by the model the answer names: none mixed.
-                    assert_eq!(v["results"].as_array().unwrap(), &expected[k].1);
-                    seen[k] += 1;
-                }
-                seen
-            })
-        })
-        .collect();
+    let server = Server::start(
+        Path::new(BIN),
+        &served,
+        &["--admin-reload", "--timeout-ms", "60000"],
+    );
     let mut admin = server.client();
     let generation =
         |admin: &mut Client| admin.get("/readyz").unwrap().json()["generation"].clone();
@@ -767,6 +745,46 @@ fn reloads_under_load_swap_whole_models_and_refuse_bad_files() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     };
+    // A request that has arrived but whose body is still coming when the reload happens.
+    let early_body = batch_body(&rows, "");
+    let mut early = server.client();
+    early
+        .send_head(
+            "POST",
+            "/v1/recommend",
+            &[("Content-Type", "application/json")],
+            Some(early_body.len()),
+        )
+        .unwrap();
+    early.stream().write_all(&early_body[..20]).unwrap();
+    // (its head read: the handler holds its model)
+    wait_for(&mut admin, "carma_requests_in_flight 1");
+    let body = Arc::new(batch_body(&rows, ""));
+    let stop = Arc::new(AtomicBool::new(false));
+    let expected = Arc::new(expected);
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (body, stop, expected) =
+                (Arc::clone(&body), Arc::clone(&stop), Arc::clone(&expected));
+            let mut client = server.client();
+            std::thread::spawn(move || {
+                let mut seen = [0usize; 2];
+                while !stop.load(Ordering::Relaxed) {
+                    let r = client.post_json("/v1/recommend", &body).unwrap();
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    let v = r.json();
+                    let k = expected
+                        .iter()
+                        .position(|(fp, _)| v["model"] == *fp)
+                        .unwrap_or_else(|| panic!("unknown model {}", v["model"]));
+                    // Every person answered by the model the answer names: none mixed.
+                    assert_eq!(v["results"].as_array().unwrap(), &expected[k].1);
+                    seen[k] += 1;
+                }
+                seen
+            })
+        })
+        .collect();
     // Let some requests run on model A first.
     wait_people(&mut admin, 36);
     // A good new file, by SIGHUP.
@@ -774,6 +792,12 @@ fn reloads_under_load_swap_whole_models_and_refuse_bad_files() {
     server.signal("HUP");
     wait_for(&mut admin, "carma_model_reloads_total{result=\"ok\"} 1");
     assert_eq!(generation(&mut admin), 2);
+    // It finishes on the model it started with.
+    early.stream().write_all(&early_body[20..]).unwrap();
+    let r = early.read_response().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], fp_a);
+    assert_eq!(r.json()["results"].as_array().unwrap(), &expected[0].1);
     // A corrupt file (one byte of the weights flipped: the CRC fails), by SIGHUP and over HTTP.
     let mut bad = fs::read(model_b()).unwrap();
     let mid = bad.len() / 2;

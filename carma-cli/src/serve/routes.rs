@@ -117,6 +117,9 @@ async fn recommend(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) 
         .into_response();
     };
     let deadline = start + app.limits.timeout;
+    // The model this request is answered with, from its arrival to its answer, whatever a
+    // reload does meanwhile (even while its body is still coming).
+    let model = app.current.get();
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ok = ct
             .to_str()
@@ -171,8 +174,6 @@ async fn recommend(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) 
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    // The model this request is answered with, start to end, whatever a reload does meanwhile.
-    let model = app.current.get();
     let parsed = match request::parse(&model, &bytes, app.limits.max_batch) {
         Ok(p) => p,
         Err(mut e) => {
