@@ -81,6 +81,23 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The server's own count and total time of recommend requests (from `/metrics`): the time
+/// from a request's arrival to its answer inside the server, without the network and the
+/// clients.
+fn server_time(server: &Server) -> (f64, f64) {
+    let text = server.client().get("/metrics").expect("metrics").text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("carma_http_request_duration_seconds_count{endpoint=\"/v1/recommend\"}"),
+        value("carma_http_request_duration_seconds_sum{endpoint=\"/v1/recommend\"}"),
+    )
+}
+
 /// One stage's figures.
 struct Stage {
     requests: u64,
@@ -250,18 +267,22 @@ fn main() {
     );
     println!();
     println!(
-        "| request | clients | requests/s | people/s | p50 (us) | p99 (us) | people/s vs in-process |"
+        "| request | clients | requests/s | people/s | p50 (us) | p99 (us) | in the server, mean \
+         (us) | people/s vs in-process |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (name, bodies, per) in [("1 person", &single, 1u64), ("100 people", &batches, 100)] {
         for clients in [1, 8, 64] {
+            let (n0, t0) = server_time(&server);
             let s = run(&server, bodies, clients, seconds, u64::MAX, true);
+            let (n1, t1) = server_time(&server);
             let rps = s.requests as f64 / s.seconds;
             println!(
-                "| {name} | {clients} | {rps:.0} | {:.0} | {:.0} | {:.0} | {:.2}x |",
+                "| {name} | {clients} | {rps:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x |",
                 rps * per as f64,
                 s.quantile(0.5),
                 s.quantile(0.99),
+                (t1 - t0) / (n1 - n0).max(1.0) * 1e6,
                 rps * per as f64 / in_process
             );
         }

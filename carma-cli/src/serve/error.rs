@@ -63,6 +63,33 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code.
+    pub const ALL: [Code; 23] = [
+        Code::MalformedJson,
+        Code::WrongType,
+        Code::UnknownField,
+        Code::UnknownFeature,
+        Code::DuplicateField,
+        Code::MissingFeature,
+        Code::WrongLength,
+        Code::NotFinite,
+        Code::NotBinary,
+        Code::InvalidValue,
+        Code::MissingPeople,
+        Code::BatchTooLarge,
+        Code::BodyTooLarge,
+        Code::UnsupportedMediaType,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::RequestTimeout,
+        Code::Timeout,
+        Code::Overloaded,
+        Code::ShuttingDown,
+        Code::ReloadRefused,
+        Code::ReloadDisabled,
+        Code::Refused,
+    ];
+
     /// The code as sent.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -185,5 +212,45 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/SERVING.md's table of errors lists every code with the status it is sent with.
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let doc = include_str!("../../../docs/SERVING.md");
+        for code in Code::ALL {
+            let cell = format!("| `{}` |", code.as_str());
+            let line = doc
+                .lines()
+                .find(|l| l.contains(&cell))
+                .unwrap_or_else(|| panic!("{} is not in docs/SERVING.md", code.as_str()));
+            let status = code.status().as_u16().to_string();
+            assert!(
+                line.starts_with(&format!("| {status} |")),
+                "{}: documented as `{line}`, sent as {status}",
+                code.as_str()
+            );
+        }
+    }
+
+    /// An error body is one JSON object with the code, the field, the message and the id.
+    #[test]
+    fn error_body_is_json_with_code_field_message_and_id() {
+        let mut e = ApiError::at(
+            Code::UnknownFeature,
+            "people[2].sal\"ary",
+            "no \"sal\"ary\"",
+        );
+        e.id = Some("\"r-1\"".to_owned());
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "unknown_feature");
+        assert_eq!(v["error"]["field"], "people[2].sal\"ary");
+        assert_eq!(v["error"]["message"], "no \"sal\"ary\"");
+        assert_eq!(v["id"], "r-1");
     }
 }
