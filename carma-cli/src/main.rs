@@ -13,7 +13,9 @@ mod cmd;
 mod explain;
 mod model;
 mod progress;
+mod recourse;
 mod rows;
+mod serve;
 
 /// Causal algorithmic recourse: tell a rejected applicant what to change, respecting cause and
 /// effect.
@@ -76,22 +78,32 @@ enum Command {
         carma oracle --dataset loan -n 10\n  \
         carma oracle --dataset triangle-lin -n 5 --bins 9 --fast")]
     Oracle(cmd::oracle::Args),
+    /// Serve recommendations over HTTP for an online decision system (docs/SERVING.md).
+    #[command(after_help = "Example:\n  \
+        carma serve --model loan.carma\n  \
+        carma serve --model loan.carma --addr 127.0.0.1:0 --workers 2 --log-requests\n  \
+        curl -s localhost:8080/v1/recommend --json '{\"person\": [0, 0.5, 0.1, 1.2, 0.3, -0.4, -2.0]}'\n\n\
+        Reload the model: kill -HUP <pid>. Stop: kill -TERM <pid> (finishes requests in flight).")]
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
-    // Ctrl-C, SIGTERM and SIGHUP (`kill`, `timeout`, systemd, docker, a closed terminal): an
-    // output being written through a temporary beside it is abandoned cleanly: the temporary is
-    // removed, the destination keeps its old content or stays absent, and the exit status is 130
-    // as a shell reports for an interrupt (the handler is not told which signal came).
-    let _ = ctrlc::set_handler(|| {
-        carma_train::io::remove_pending_temporaries();
-        std::process::exit(130);
-    });
     install_print_failure_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage(e),
     };
+    // Ctrl-C, SIGTERM and SIGHUP (`kill`, `timeout`, systemd, docker, a closed terminal): an
+    // output being written through a temporary beside it is abandoned cleanly: the temporary is
+    // removed, the destination keeps its old content or stays absent, and the exit status is 130
+    // as a shell reports for an interrupt (the handler is not told which signal came).
+    // `carma serve` handles these signals itself (reload, graceful shutdown).
+    if !matches!(cli.command, Command::Serve(_)) {
+        let _ = ctrlc::set_handler(|| {
+            carma_train::io::remove_pending_temporaries();
+            std::process::exit(130);
+        });
+    }
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
@@ -101,6 +113,7 @@ fn main() -> ExitCode {
         Command::Import(args) => cmd::import::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
         Command::Oracle(args) => cmd::oracle::run(args),
+        Command::Serve(args) => serve::run(args),
     }
     .and_then(|()| out::flush_stdout());
     match result {

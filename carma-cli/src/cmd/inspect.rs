@@ -24,13 +24,18 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::read(&args.model)?;
     let bundle = file.bundle()?;
-    let summary = Summary::new(&file, &bundle);
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&summary.json(&bundle))?)?;
+        outln!("{}", serde_json::to_string_pretty(&json(&file, &bundle))?)?;
     } else {
+        let summary = Summary::new(&file, &bundle);
         out!("{}", summary.text(&bundle))?;
     }
     Ok(())
+}
+
+/// What `carma inspect --json` prints (and `carma serve` answers on `GET /v1/model`).
+pub fn json(file: &ModelFile, bundle: &Bundle<'_>) -> Value {
+    Summary::new(file, bundle).json(bundle)
 }
 
 /// One network's shape.

@@ -18,9 +18,10 @@ use carma_train::data::{
 };
 use carma_train::io::{AtomicFile, WriteOptions, refuse_overwriting_inputs};
 
-use crate::explain::{Explanation, Style, Unrestricted};
+use crate::explain::{Explanation, Style};
 use crate::model::{self, ModelFile};
-use crate::rows::{self, CsvSource, Layout, Parsed, RowLimit, Scan};
+use crate::recourse::{PersonError, Recourse, Settings};
+use crate::rows::{self, CsvSource, Layout, Parsed, Scan};
 
 /// Rows each thread handles per chunk: large enough to amortize starting the threads, small
 /// enough that a chunk's input and output stay a few megabytes.
@@ -117,6 +118,15 @@ pub struct RunLimits {
 }
 
 impl RunLimits {
+    /// No limit beyond the model's own, for `d` features.
+    pub fn unlimited(d: usize) -> RunLimits {
+        RunLimits {
+            min: vec![f32::NEG_INFINITY; d],
+            max: vec![f32::INFINITY; d],
+            ..RunLimits::default()
+        }
+    }
+
     /// Reads `--min`, `--max`, `--increase-only`, `--decrease-only` and `--max-changes`.
     pub fn from_args(bundle: &Bundle<'_>, args: &Args) -> anyhow::Result<RunLimits> {
         let d = bundle.n_features();
@@ -797,34 +807,16 @@ fn stream(
 
 /// One thread's reusable buffers.
 struct Worker {
-    scratch: Vec<f32>,
-    x_cf: Vec<f32>,
-    x_alt: Vec<f32>,
-    /// The first recommendation and the alternatives, `D` values each, and their results.
-    x_alts: Vec<f32>,
-    alt_recs: Vec<Option<carma_core::Recommendation>>,
-    /// This row's bounds: the run's, with the row's own columns over them.
-    row_min: Vec<f32>,
-    row_max: Vec<f32>,
+    recourse: Recourse,
     rows: Parsed,
-    /// Reused for every row (made from the first recommendation).
-    explanation: Option<Explanation>,
     out: Vec<u8>,
 }
 
 impl Worker {
     fn new(bundle: &Bundle<'_>) -> Self {
-        let d = bundle.n_features();
         Worker {
-            scratch: vec![0.0; bundle.scratch_len()],
-            x_cf: vec![0.0; d],
-            x_alt: vec![0.0; d],
-            x_alts: Vec::new(),
-            alt_recs: Vec::new(),
-            row_min: vec![0.0; d],
-            row_max: vec![0.0; d],
+            recourse: Recourse::new(bundle),
             rows: Parsed::default(),
-            explanation: None,
             out: Vec::new(),
         }
     }
@@ -861,112 +853,51 @@ impl Worker {
             )
             .map_err(|e| Failure::Read(e.into()))?;
         }
+        let settings = Settings {
+            forbid,
+            refine,
+            limits,
+            alternatives,
+        };
         let d = bundle.n_features();
         let mut tally = Tally::default();
         self.out.clear();
         for (k, (x, &(row, line))) in self.rows.xs.chunks(d).zip(&self.rows.info).enumerate() {
-            self.row_min.copy_from_slice(&limits.min);
-            self.row_max.copy_from_slice(&limits.max);
-            let mut max_changes = limits.max_changes;
-            let (mut increase, mut decrease) = (limits.increase, limits.decrease);
             let n_limits = layout.limits.len();
             let cells = self
                 .rows
                 .limits
                 .get(k * n_limits..(k + 1) * n_limits)
                 .unwrap_or_default();
-            for (&(_, what), &v) in layout.limits.iter().zip(cells) {
-                if v.is_nan() {
-                    continue;
+            let overrides = layout
+                .limits
+                .iter()
+                .zip(cells)
+                .map(|(&(_, what), &v)| (what, v));
+            let e = match self
+                .recourse
+                .explain(bundle, &settings, style, row, x, overrides)
+            {
+                Ok(e) => e,
+                Err(PersonError::MaxChanges(v)) => {
+                    return Err(Failure::Row(anyhow::anyhow!(
+                        "{}: line {line} (data row {row}), column 'max_changes': \
+                         expected a whole number from 0 to 64, found {v}",
+                        source.file
+                    )));
                 }
-                match what {
-                    RowLimit::Direction(i) => {
-                        increase.remove(i);
-                        decrease.remove(i);
-                        if v == 1.0 {
-                            increase.insert(i);
-                        } else if v == 2.0 {
-                            decrease.insert(i);
-                        }
-                    }
-                    RowLimit::Min(i) => self.row_min[i] = v,
-                    RowLimit::Max(i) => self.row_max[i] = v,
-                    RowLimit::MaxChanges => {
-                        if !((0.0..=64.0).contains(&v) && v.fract() == 0.0) {
-                            return Err(Failure::Row(anyhow::anyhow!(
-                                "{}: line {line} (data row {row}), column 'max_changes': \
-                                 expected a whole number from 0 to 64, found {v}",
-                                source.file
-                            )));
-                        }
-                        max_changes = Some(v as u8);
-                    }
+                Err(PersonError::MinAboveMax { feature, min, max }) => {
+                    let name = model::name(bundle, feature);
+                    return Err(Failure::Row(anyhow::anyhow!(
+                        "{}: line {line} (data row {row}): the minimum of '{name}' ({min}) is \
+                         above its maximum ({max})",
+                        source.file
+                    )));
                 }
-            }
-            if let Some(i) = (0..d).find(|&i| self.row_min[i] > self.row_max[i]) {
-                let name = model::name(bundle, i);
-                return Err(Failure::Row(anyhow::anyhow!(
-                    "{}: line {line} (data row {row}): the minimum of '{name}' ({}) is above its \
-                     maximum ({})",
-                    source.file,
-                    self.row_min[i],
-                    self.row_max[i]
-                )));
-            }
-            let options = carma_core::Options {
-                limits: carma_core::Limits {
-                    min: &self.row_min,
-                    max: &self.row_max,
-                    increase,
-                    decrease,
-                    max_changes,
-                },
-                ..carma_core::Options::new(forbid, refine)
+                Err(PersonError::Core(err)) => {
+                    return Err(Failure::Row(row_error(bundle, err, source.file, row, line)));
+                }
             };
-            let rec = if alternatives == 0 {
-                bundle.recommend_with(x, &options, &mut self.x_cf, &mut self.scratch)
-            } else {
-                self.x_alts.resize((alternatives + 1) * d, 0.0);
-                self.alt_recs.resize(alternatives + 1, None);
-                bundle
-                    .recommend_alternatives(
-                        x,
-                        &options,
-                        &mut self.x_alts,
-                        &mut self.alt_recs,
-                        &mut self.scratch,
-                    )
-                    .map(|_| {
-                        self.x_cf.copy_from_slice(&self.x_alts[..d]);
-                        self.alt_recs[0].expect("the first answer is always there")
-                    })
-            }
-            .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
-            let e = self
-                .explanation
-                .get_or_insert_with(|| Explanation::empty(rec));
-            e.fill(style, row, x, &self.x_cf, rec);
-            if alternatives > 0 {
-                for (i, r) in self.alt_recs.iter().enumerate().skip(1) {
-                    if let Some(r) = r {
-                        e.add_alternative(x, &self.x_alts[i * d..(i + 1) * d], *r);
-                    }
-                }
-            }
-            e.max_changes = options.limits.max_changes;
-            if !forbid.is_empty() && !rec.already_accepted && !rec.accepted {
-                // Would the person have had an accepted recommendation without --forbid?
-                let options = carma_core::Options::new(FeatureSet::EMPTY, refine);
-                let alt = bundle
-                    .recommend_with(x, &options, &mut self.x_alt, &mut self.scratch)
-                    .map_err(|err| Failure::Row(row_error(bundle, err, source.file, row, line)))?;
-                let unrestricted = Unrestricted {
-                    mask: alt.mask,
-                    prob_after: alt.prob_after,
-                    accepted: alt.accepted,
-                };
-                e.forbidden_left_none = Some((forbid, unrestricted));
-            }
             if layout.id.is_some() {
                 e.set_id(self.rows.id(k));
             }
