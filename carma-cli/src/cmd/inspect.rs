@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use carma_core::Bundle;
 use carma_core::format::{MetricsWire, MlpWire};
 use carma_core::le::U16s;
-use serde_json::{Value, json};
 
 use crate::explain::escaped;
 use crate::model::{self, ModelFile};
@@ -26,7 +25,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bundle = file.bundle()?;
     let summary = Summary::new(&file, &bundle);
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&summary.json(&bundle))?)?;
+        let json = carma_train::inspect::summary_json(&summary.path, &file.bytes, &bundle);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else {
         out!("{}", summary.text(&bundle))?;
     }
@@ -162,63 +162,6 @@ impl Summary {
         }
         s
     }
-
-    fn json(&self, bundle: &Bundle<'_>) -> Value {
-        let w = bundle.wire();
-        let features: Vec<Value> = (0..bundle.n_features())
-            .map(|i| {
-                json!({
-                    "name": model::name(bundle, i),
-                    "kind": if bundle.is_binary(i) { "binary" } else { "continuous" },
-                    "actionable": bundle.is_actionable(i),
-                    "parents": bundle.parents(i).iter().map(|p| model::name(bundle, p)).collect::<Vec<_>>(),
-                    "weight": model::weight(bundle, i),
-                    "mean": bundle.mean(i),
-                    "std": bundle.std(i),
-                    "min": bundle.bounds(i).map(|b| b.0),
-                    "max": bundle.bounds(i).map(|b| b.1),
-                    "direction": direction(bundle, i),
-                })
-            })
-            .collect();
-        let nets: serde_json::Map<String, Value> = self
-            .nets
-            .iter()
-            .map(|n| {
-                (
-                    n.name.replace(' ', "_"),
-                    json!({ "widths": n.dims, "parameters": n.params }),
-                )
-            })
-            .collect();
-        let m = &w.meta.metrics;
-        json!({
-            "file": self.path,
-            "dataset": w.meta.dataset,
-            "seed": w.meta.seed,
-            "trainer": w.meta.trainer,
-            "format_version": self.version,
-            "recommends": w.carma.is_some(),
-            "features": features,
-            "sizes": {
-                "file_bytes": self.file_bytes,
-                "flow_layers": self.flow_layers,
-                "networks": nets,
-                "scratch_floats": bundle.scratch_len(),
-                "scratch_bytes": bundle.scratch_bytes(),
-            },
-            "metrics": {
-                "n_train": m.n_train,
-                "n_test": m.n_test,
-                "classifier_test_accuracy": m.classifier_test_accuracy,
-                "flow_test_loglik": m.flow_test_loglik,
-                "carma_coverage": m.carma_coverage,
-                "carma_validity": m.carma_validity,
-                "carma_cost": m.carma_cost,
-                "carma_mean_actions": m.carma_mean_actions,
-            },
-        })
-    }
 }
 
 fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
@@ -270,14 +213,7 @@ fn bound(v: Option<f32>) -> String {
     }
 }
 
-/// The direction a recommendation may move feature `i`: `any`, `increase` or `decrease`.
-fn direction(bundle: &Bundle<'_>, i: usize) -> &'static str {
-    match bundle.direction(i) {
-        carma_core::Direction::Increase => "increase",
-        carma_core::Direction::Decrease => "decrease",
-        _ => "any",
-    }
-}
+use carma_train::inspect::direction;
 
 /// Left-aligned columns, two spaces apart, indented by two.
 fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
