@@ -858,6 +858,20 @@ impl Model {
     }
 }
 
+/// What `carma fit` checks of the graph and the label before reading any data (the default
+/// settings' weights).
+#[pyfunction]
+fn check_setup(py: Python<'_>, graph: &Graph, label: &str) -> PyResult<()> {
+    carma_train::preflight::check_setup(
+        &PipelineConfig::default(),
+        &graph.inner,
+        label,
+        &graph.source,
+        "settings",
+    )
+    .map_err(|e| error(py, "CarmaError", e.0))
+}
+
 /// The label column's default name (`carma simulate` writes `y`).
 #[pyfunction]
 fn default_label() -> &'static str {
@@ -872,5 +886,8 @@ fn _carma(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(default_label, m)?)?;
+    m.add_function(wrap_pyfunction!(check_setup, m)?)?;
+    // The probability a refined recommendation keeps by default (`carma recommend --min-prob`).
+    m.add("DEFAULT_MIN_PROB", carma_core::recommend::DEFAULT_MIN_PROB)?;
     Ok(())
 }

@@ -350,6 +350,7 @@ def fit(df, graph, label="y", classifier=None, seed=0, epochs_scale=1.0, progres
         graph = Graph.from_dict(graph) if isinstance(graph, (dict, list)) else Graph.from_toml(graph)
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"fit: expected a pandas DataFrame, found {type(df).__name__}")
+    _carma.check_setup(graph._native, str(label))
     names, binary = graph.names, graph.binary
     has_label = label in [str(c) for c in df.columns]
     if not has_label and classifier is None:
@@ -472,7 +473,7 @@ class Model:
             decrease_only=names("decrease_only"),
             max_changes=max_changes,
             refine=bool(limits.get("refine", True)),
-            min_prob=float(limits.get("min_prob", 0.5)),
+            min_prob=float(limits.get("min_prob", _carma.DEFAULT_MIN_PROB)),
         )
 
     def recommend_arrays(self, x, forbid=None, limits=None, threads=None, source="array",
@@ -500,7 +501,7 @@ class Model:
             The per-request limits of ``carma recommend``: ``min`` and ``max`` (dicts of
             feature: value, original units), ``increase_only`` and ``decrease_only`` (lists),
             ``max_changes`` (int), ``min_prob`` (0.5 to 1, the probability a refined
-            recommendation keeps), ``refine`` (False: the networks' proposal as it is).
+            recommendation keeps; default 0.6, as the CLI's), ``refine`` (False: the networks' proposal as it is).
         threads : int
             Worker threads (default: every core).
 
