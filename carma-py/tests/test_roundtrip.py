@@ -114,3 +114,25 @@ def test_python_and_the_cli_give_bit_identical_recommendations(loan, model, tmp_
         assert c["actions"] == o["actions"] and c["consequences"] == o["consequences"], k
         for f in graph.names:
             assert np.float32(c[f"{f}_recommended"]) == o[f"{f}_recommended"], (k, f)
+
+
+def test_progress_reaches_a_callback_and_printed_lines(loan, capsys):
+    df, graph = loan
+    events = []
+    carma.fit(df, graph, epochs_scale=0.01, progress=events.append)
+    stages = [e["stage"] for e in events if e["event"] == "stage"]
+    assert stages == ["data", "classifier", "causal flow", "CARMA"]
+    epochs = [e for e in events if e["event"] == "epoch" and e["stage"] == "CARMA"]
+    assert epochs and epochs[-1]["epoch"] == epochs[-1]["epochs"]
+    assert all(np.isfinite(e["loss"]) for e in epochs)
+    carma.fit(df, graph, epochs_scale=0.01, progress=carma._Printer())
+    err = capsys.readouterr().err
+    assert "carma: classifier: training" in err and "carma: CARMA: coverage" in err
+
+
+def test_a_model_pickles_as_its_bytes(model):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(model))
+    assert again.to_bytes() == model.to_bytes()
+    assert len(pickle.dumps(model)) < 2 * len(model.to_bytes())

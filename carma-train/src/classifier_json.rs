@@ -433,7 +433,7 @@ mod tests {
             ),
             (
                 TANH_NET.replace("\"version\": 1", "\"version\": 2"),
-                "version 2",
+                "\"version\" is 2, this carma reads version 1",
             ),
             (
                 TANH_NET.replace(
