@@ -127,19 +127,17 @@ impl Graph {
     }
 }
 
-/// Samples `n` rows of a built-in SCM: `(names, x, y, graph)`.
-#[pyfunction]
-fn simulate<'py>(
-    py: Python<'py>,
-    dataset: &str,
-    n: usize,
-    seed: u64,
-) -> PyResult<(
+/// What [`simulate`] returns: `(names, x, y, graph)`.
+type Simulated<'py> = (
     Vec<String>,
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray1<f64>>,
     Graph,
-)> {
+);
+
+/// Samples `n` rows of a built-in SCM: `(names, x, y, graph)`.
+#[pyfunction]
+fn simulate<'py>(py: Python<'py>, dataset: &str, n: usize, seed: u64) -> PyResult<Simulated<'py>> {
     let dataset: Dataset = dataset
         .parse()
         .map_err(|e: carma_train::scm::ParseDatasetError| error(py, "CarmaError", e.to_string()))?;
@@ -435,8 +433,12 @@ impl Model {
         let mut hi = vec![f32::INFINITY; d];
         for (what, list, out) in [("min", &min, &mut lo), ("max", &max, &mut hi)] {
             for (name, v) in list {
-                let i =
-                    Self::indices(bundle, py, &format!("limits['{what}']"), &[name.clone()])?[0];
+                let i = Self::indices(
+                    bundle,
+                    py,
+                    &format!("limits['{what}']"),
+                    std::slice::from_ref(name),
+                )?[0];
                 let f = *v as f32;
                 if !f.is_finite() {
                     return Err(error(
@@ -843,10 +845,7 @@ impl Model {
     }
 
     /// Pickling: the bundle bytes (how Dask ships a model to its workers).
-    fn __reduce__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>, String))> {
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Reduced<'py>> {
         let from_bytes = py
             .import("carma._carma")?
             .getattr("Model")?
@@ -871,6 +870,9 @@ fn check_setup(py: Python<'_>, graph: &Graph, label: &str) -> PyResult<()> {
     )
     .map_err(|e| error(py, "CarmaError", e.0))
 }
+
+/// What `Model.__reduce__` returns: the constructor and its arguments.
+type Reduced<'py> = (Bound<'py, PyAny>, (Bound<'py, PyBytes>, String));
 
 /// The label column's default name (`carma simulate` writes `y`).
 #[pyfunction]
