@@ -125,7 +125,7 @@ def test_progress_reaches_a_callback_and_printed_lines(loan, capsys):
     epochs = [e for e in events if e["event"] == "epoch" and e["stage"] == "CARMA"]
     assert epochs and epochs[-1]["epoch"] == epochs[-1]["epochs"]
     assert all(np.isfinite(e["loss"]) for e in epochs)
-    carma.fit(df, graph, epochs_scale=0.01, progress=carma._Printer())
+    carma.fit(df, graph, epochs_scale=0.01, progress="print")
     err = capsys.readouterr().err
     assert "carma: classifier: training" in err and "carma: CARMA: coverage" in err
 

@@ -470,4 +470,59 @@ mod tests {
             "{e}"
         );
     }
+
+    /// The whole way: a tanh network brought as JSON, a pipeline trained around it, the bundle
+    /// exported; the core's probabilities are the network's (f64, in the user's units) to f32
+    /// rounding, and the bundle records the tanh hidden layers.
+    #[test]
+    fn a_brought_network_reaches_the_bundle_exactly() {
+        use crate::pipeline::{NoProgress, PipelineConfig, train_on_table_with};
+        use crate::scm::{Dataset, Scm};
+        let dataset = Dataset::ChainLin;
+        let table = crate::data::Table::from_sample(dataset, Scm::new(dataset).sample(600, 3));
+        let graph = dataset.graph();
+        // The first three of the four features: the fourth gets zero weights.
+        let names = &graph.names()[..3];
+        let text = format!(
+            r#"{{"format": "carma-classifier", "version": 1, "features": {names:?},
+                "input_scaler": {{"mean": [0.1, -0.2, 0.3], "scale": [1.5, 2.0, 0.8]}},
+                "hidden_activation": "tanh",
+                "layers": [
+                    {{"weight": [[0.8, -0.4, 0.3], [0.2, 0.9, -0.6]], "bias": [0.05, -0.1]}},
+                    {{"weight": [[1.7, -1.1]], "bias": [0.3]}}
+                ]}}"#
+        );
+        let net = ClassifierJson::parse(&text, "net.json").unwrap();
+        let fixed = net.to_fixed(&graph, &table.x, "net.json").unwrap();
+        let trained = train_on_table_with(
+            &table,
+            &graph,
+            "chain",
+            Some(&fixed),
+            &PipelineConfig::tiny(dataset),
+            &mut NoProgress,
+        )
+        .unwrap();
+        let bytes = trained.to_bytes().unwrap();
+        let bundle = carma_core::Bundle::new(&bytes).unwrap();
+        assert_eq!(
+            bundle.wire().classifier.hidden,
+            carma_core::format::Activation::Tanh
+        );
+        let rows = table.x.slice(ndarray::s![..200, ..]).to_owned();
+        let rows32 = rows.mapv(|v| f64::from(v as f32));
+        let inputs = rows32.slice(ndarray::s![.., ..3]).to_owned();
+        let want = net.logits(&inputs).mapv(|t| Activation::Sigmoid.apply(t));
+        let mut scratch = vec![0.0f32; bundle.scratch_len()];
+        let mut x_cf = vec![0.0f32; graph.len()];
+        let mut worst = 0.0f64;
+        for (r, row) in rows32.rows().into_iter().enumerate() {
+            let x: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            let rec = bundle
+                .recommend(&x, carma_core::FeatureSet::EMPTY, &mut x_cf, &mut scratch)
+                .unwrap();
+            worst = worst.max((f64::from(rec.prob_before) - want[r]).abs());
+        }
+        assert!(worst < 1e-6, "largest probability difference {worst:e}");
+    }
 }

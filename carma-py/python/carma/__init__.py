@@ -296,6 +296,10 @@ class _Tqdm:
 def _progress(progress):
     if progress is False or progress is None:
         return None
+    if isinstance(progress, (_Printer, _Tqdm)):
+        return progress
+    if progress == "print":
+        return _Printer()
     if progress is True:
         try:
             from tqdm.auto import tqdm
@@ -310,7 +314,7 @@ def _progress(progress):
             {"event": event, "stage": stage, "epoch": epoch, "epochs": epochs, "loss": loss,
              "summary": summary}
         )
-    raise TypeError("progress: expected True, False, a tqdm class or a callable")
+    raise TypeError("progress: expected True, False, 'print', a tqdm class or a callable")
 
 
 def fit(df, graph, label="y", classifier=None, seed=0, epochs_scale=1.0, progress=True,
@@ -335,7 +339,8 @@ def fit(df, graph, label="y", classifier=None, seed=0, epochs_scale=1.0, progres
     epochs_scale : float
         Multiplies every stage's epoch budget (0.2 for a quick model).
     progress : bool, tqdm class or callable
-        ``True`` shows tqdm bars (printed lines without tqdm); a callable gets a dict per event
+        ``True`` shows tqdm bars (printed lines without tqdm), ``"print"`` printed lines on
+        standard error; a tqdm class gives its bars; a callable gets a dict per event
         (``event``, ``stage``, ``epoch``, ``epochs``, ``loss``, ``summary``).
     ignore_extra : bool
         Ignore columns that are neither features nor the label (else refused).
