@@ -154,8 +154,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Read and checked before the data, like the other inputs; folded into the first layer
+    // once the data (and so the shared scaler) is known.
     let brought_json = match &args.classifier_json {
-        Some(path) => Some(ClassifierJson::read(path)?),
+        Some(path) => Some((ClassifierJson::read(path)?, path.display().to_string())),
         None => None,
     };
     let options = CsvOptions {
@@ -164,11 +166,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let table = Table::read_csv_with(&args.data, &graph, &options).map_err(|e| hint(e, &args))?;
     carma_train::preflight::check_table(&table, &graph, &args.data.display().to_string())?;
-    let fixed = match (&brought_json, &args.classifier_json) {
-        (Some(net), Some(path)) => {
-            Some(net.to_fixed(&graph, &table.x, &path.display().to_string())?)
-        }
-        _ => fixed,
+    let fixed = match &brought_json {
+        Some((net, file)) => Some(net.to_fixed(&graph, &table.x, file)?),
+        None => fixed,
     };
     let name = args.name.clone().unwrap_or_else(|| {
         args.data
