@@ -83,3 +83,22 @@ def test_a_value_beyond_f32_is_refused_by_row(loan, model):
     bad.loc[2, "income"] = 1e300
     with pytest.raises(carma.DataError, match="DataFrame: row 3, column 'income': cannot recommend"):
         model.recommend(bad)
+
+
+def test_arrays_and_bytes_are_checked_before_use(model):
+    with pytest.raises(carma.DataError, match=r"expected a 2-D array with 7 columns"):
+        model.recommend(np.zeros((3, 5)))
+    with pytest.raises(carma.ColumnTypeError):
+        model.recommend(np.array([["a"] * 7]))
+    # A non-contiguous view is copied, not refused; a wrong width reaching the native side is.
+    wide = np.zeros((4, 14))[:, ::2]
+    assert len(model.recommend(wide)) == 4
+    with pytest.raises(carma.DataError, match="expected 7 feature columns, found 3"):
+        model._native.recommend_batch(np.zeros((2, 3)), [], [], [], [], [], None, True, 0.6,
+                                      None, "array")
+    for junk in [b"", b"CARMA\0\0\0" + bytes(100), bytes(range(256)) * 4]:
+        with pytest.raises(carma.ModelError):
+            carma.Model.from_bytes(junk)
+    truncated = model.to_bytes()[:-7]
+    with pytest.raises(carma.ModelError):
+        carma.Model.from_bytes(truncated)
