@@ -833,6 +833,89 @@ impl Model {
         Ok(out)
     }
 
+    /// Up to `1 + alternatives` recommendations for one person `x` (the model's column order),
+    /// as `carma recommend --alternatives K`: the first is the usual one, each further one
+    /// changes a different set of features (the cheapest found with one more feature of the
+    /// earlier ones forbidden), by cost. Returns a list of `(status, prob_after, cost, mask,
+    /// x_cf)`.
+    #[pyo3(signature = (x, alternatives, forbid, min, max, increase_only, decrease_only, max_changes, refine, min_prob))]
+    #[allow(clippy::too_many_arguments)]
+    fn recommend_alternatives(
+        &self,
+        py: Python<'_>,
+        x: Vec<f64>,
+        alternatives: usize,
+        forbid: Vec<String>,
+        min: Vec<(String, f64)>,
+        max: Vec<(String, f64)>,
+        increase_only: Vec<String>,
+        decrease_only: Vec<String>,
+        max_changes: Option<u8>,
+        refine: bool,
+        min_prob: f32,
+    ) -> PyResult<Vec<(u8, f32, f32, u64, Vec<f32>)>> {
+        let bundle = self.bundle(py)?;
+        if bundle.carma().is_none() {
+            return Err(error(
+                py,
+                "ModelError",
+                format!(
+                    "{}: the model has no CARMA networks, so it cannot recommend",
+                    self.source
+                ),
+            ));
+        }
+        if alternatives > 16 {
+            return Err(error(
+                py,
+                "LimitError",
+                format!("alternatives: expected 0 to 16, found {alternatives}"),
+            ));
+        }
+        let d = bundle.n_features();
+        if x.len() != d {
+            return Err(error(
+                py,
+                "DataError",
+                format!("person: expected {d} features, found {}", x.len()),
+            ));
+        }
+        let request = Self::request(
+            &bundle,
+            py,
+            forbid,
+            min,
+            max,
+            increase_only,
+            decrease_only,
+            max_changes,
+            refine,
+            min_prob,
+        )?;
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut out = vec![0.0f32; (alternatives + 1) * d];
+        let mut recs = vec![None; alternatives + 1];
+        let mut scratch = vec![0.0f32; bundle.scratch_len()];
+        let n = bundle
+            .recommend_alternatives(&x32, &request.options(), &mut out, &mut recs, &mut scratch)
+            .map_err(|e| error(py, "DataError", format!("person: cannot recommend: {e}")))?;
+        Ok(recs
+            .iter()
+            .take(n)
+            .zip(out.chunks_exact(d.max(1)))
+            .filter_map(|(r, x_cf)| {
+                let r = r.as_ref()?;
+                Some((
+                    status_code(r.status),
+                    r.prob_after,
+                    r.cost,
+                    r.mask.bits(),
+                    x_cf.to_vec(),
+                ))
+            })
+            .collect())
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let b = self.bundle(py)?;
         Ok(format!(

@@ -136,3 +136,21 @@ def test_a_model_pickles_as_its_bytes(model):
     again = pickle.loads(pickle.dumps(model))
     assert again.to_bytes() == model.to_bytes()
     assert len(pickle.dumps(model)) < 2 * len(model.to_bytes())
+
+
+def test_recommend_one_gives_alternatives_with_other_feature_sets(loan, model):
+    df, _ = loan
+    out = model.recommend(df.head(400))
+    helped = np.flatnonzero(out["status"] == "accepted after the recommendation")
+    seen = 0
+    for k in helped[:20]:
+        one = model.recommend_one(df.iloc[int(k)].to_dict(), alternatives=3)
+        sets = [frozenset(a["feature"] for a in one["actions"])]
+        sets += [frozenset(a["feature"] for a in alt["actions"]) for alt in one["alternatives"]]
+        assert len(set(sets)) == len(sets), "each alternative changes a different set"
+        costs = [alt["cost"] for alt in one["alternatives"]]
+        assert costs == sorted(costs)
+        seen += len(one["alternatives"])
+    assert seen > 0
+    with pytest.raises(carma.LimitError, match="alternatives: expected 0 to 16"):
+        model.recommend_one(df.iloc[0].to_dict(), alternatives=17)

@@ -533,12 +533,16 @@ class Model:
             out.index = df.index
         return out
 
-    def recommend_one(self, person, forbid=None, limits=None):
+    def recommend_one(self, person, forbid=None, limits=None, alternatives=0):
         """One person's recommendation as a dict (a JSON-ready form of ``carma recommend
         --format json``): ``status``, ``accepted_before``, ``accepted_after``,
         ``prob_before``, ``prob_after``, ``cost``, ``actions`` and ``consequences`` (lists of
         ``{"feature", "from", "to"}``), ``recommended`` (feature: value), ``bound_by_limit``,
-        ``out_of_range``."""
+        ``out_of_range``; with ``alternatives=K`` (0 to 16, as ``carma recommend
+        --alternatives K``), ``alternatives``: up to K further recommendations, each changing a
+        different set of features (the cheapest found with one more feature of the earlier
+        ones forbidden), by cost, each with ``actions``, ``prob_after``, ``cost`` and
+        ``recommended``."""
         if isinstance(person, pd.Series):
             person = person.to_dict()
         if not isinstance(person, dict):
@@ -557,7 +561,7 @@ class Model:
                 for i, f in enumerate(names) if (int(mask) >> i) & 1
             ]
 
-        return {
+        result = {
             "status": STATUSES[r["status"][0]],
             "accepted_before": bool(r["status"][0] == 0),
             "accepted_after": bool(r["status"][0] in (0, 1)),
@@ -572,6 +576,22 @@ class Model:
             "max_changes_bound": bool(r["max_changes_bound"][0]),
             "out_of_range": _set_names(int(r["out_of_range"][0]), names),
         }
+        if alternatives:
+            found = self._native.recommend_alternatives(
+                [float(v) for v in x[0]], int(alternatives), **self._limits(forbid, limits))
+            result["alternatives"] = [
+                {
+                    "actions": [
+                        {"feature": f, "from": float(x32[i]), "to": float(x_cf[i])}
+                        for i, f in enumerate(names) if (mask >> i) & 1
+                    ],
+                    "prob_after": float(prob_after),
+                    "cost": float(cost),
+                    "recommended": {f: float(x_cf[i]) for i, f in enumerate(names)},
+                }
+                for _, prob_after, cost, mask, x_cf in found[1:]
+            ]
+        return result
 
 
 def _set_names(bits, names):
