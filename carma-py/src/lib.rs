@@ -853,7 +853,7 @@ impl Model {
         max_changes: Option<u8>,
         refine: bool,
         min_prob: f32,
-    ) -> PyResult<Vec<(u8, f32, f32, u64, Vec<f32>)>> {
+    ) -> PyResult<Vec<Alternative>> {
         let bundle = self.bundle(py)?;
         if bundle.carma().is_none() {
             return Err(error(
@@ -953,6 +953,9 @@ fn check_setup(py: Python<'_>, graph: &Graph, label: &str) -> PyResult<()> {
     )
     .map_err(|e| error(py, "CarmaError", e.0))
 }
+
+/// One of [`Model::recommend_alternatives`]'s answers: `(status, prob_after, cost, mask, x_cf)`.
+type Alternative = (u8, f32, f32, u64, Vec<f32>);
 
 /// What `Model.__reduce__` returns: the constructor and its arguments.
 type Reduced<'py> = (Bound<'py, PyAny>, (Bound<'py, PyBytes>, String));
