@@ -154,3 +154,19 @@ def test_recommend_one_gives_alternatives_with_other_feature_sets(loan, model):
     assert seen > 0
     with pytest.raises(carma.LimitError, match="alternatives: expected 0 to 16"):
         model.recommend_one(df.iloc[0].to_dict(), alternatives=17)
+
+
+def test_changes_lists_each_changed_feature_with_from_and_to(loan, model):
+    df, graph = loan
+    people = df.head(300)
+    out = model.recommend(people)
+    long = carma.changes(people, out)
+    helped = out[out["status"] == "accepted after the recommendation"]
+    assert set(long.index) == set(helped.index)
+    for i in helped.index[:30]:
+        rows = long.loc[[i]]
+        acts = rows[rows["role"] == "action"]
+        assert ";".join(acts["feature"]) == helped.loc[i, "actions"]
+        for _, r in rows.iterrows():
+            assert r["from"] == np.float32(people.loc[i, r["feature"]])
+            assert r["to"] == helped.loc[i, f"{r['feature']}_recommended"]

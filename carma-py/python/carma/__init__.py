@@ -44,6 +44,7 @@ __all__ = [
     "Model",
     "STATUSES",
     "to_classifier_json",
+    "changes",
     "SUPPORTED_CLASSIFIERS",
     "CarmaError",
     "ClassifierError",
@@ -592,6 +593,44 @@ class Model:
                 for _, prob_after, cost, mask, x_cf in found[1:]
             ]
         return result
+
+
+def changes(people, recommendations, features=None):
+    """The changes of :meth:`Model.recommend`'s output in long form, one row per changed feature
+    per person: the person's index, ``feature``, ``role`` (``action``: changed directly;
+    ``consequence``: changes as a result), ``from`` (the input value, as the model reads it, a
+    32-bit float) and ``to`` (the recommended value). ``people`` is the DataFrame given to
+    ``recommend`` and ``recommendations`` what it returned; only accepted recommendations are
+    listed (a status other than ``accepted after the recommendation`` is not advice)."""
+    rec = recommendations
+    if features is None:
+        features = [c[: -len("_recommended")] for c in rec.columns if c.endswith("_recommended")]
+    advised = (rec["status"] == STATUSES[1]).to_numpy()
+    parts = []
+    for role, column in (("action", "actions"), ("consequence", "consequences")):
+        col = rec[column]
+        cats = [c.split(";") if c else [] for c in col.cat.categories]
+        codes = col.cat.codes.to_numpy()
+        for f in features:
+            has = np.array([f in c for c in cats] + [False], dtype=bool)[codes]
+            rows = np.flatnonzero(has & advised)
+            if len(rows) == 0:
+                continue
+            parts.append(pd.DataFrame({
+                "feature": f,
+                "role": role,
+                "from": people[f].to_numpy()[rows].astype(np.float32),
+                "to": rec[f"{f}_recommended"].to_numpy()[rows],
+                "_pos": rows,
+                "_r": int(role == "consequence"),
+                "_f": features.index(f),
+            }, index=rec.index[rows]))
+    if not parts:
+        return pd.DataFrame({"feature": [], "role": [], "from": np.array([], np.float32),
+                             "to": np.array([], np.float32)})
+    # In the people's order, each person's actions first, then the consequences, by feature.
+    out = pd.concat(parts)
+    return out.sort_values(["_pos", "_r", "_f"], kind="stable").drop(columns=["_pos", "_f", "_r"])
 
 
 def _set_names(bits, names):
