@@ -292,9 +292,11 @@ fn status_code(s: Status) -> u8 {
     }
 }
 
-/// How a value of a feature is shown by `carma recommend` (issue 12's display precision), so
-/// that a consequence is what the command calls one: a change invisible at that precision, or
-/// below [`CONSEQUENCE_TOL`] of the feature's standard deviation, is not one.
+/// How a value of a feature is shown by `carma recommend` (`Style` in carma-cli's
+/// `explain.rs`, whose fast formatter matches `std`'s, used here), so that a consequence is what
+/// the command calls one: a change invisible at that precision, or below [`CONSEQUENCE_TOL`] of
+/// the feature's standard deviation, is not one. The test comparing Python with the CLI checks
+/// that both list the same consequences.
 #[derive(Clone, Copy)]
 enum Shown {
     Fixed(usize),
