@@ -16,14 +16,9 @@ pub struct ModelFile {
     pub bytes: Vec<u8>,
 }
 
-/// The largest model file read (16 MiB). A trained bundle is tens of kilobytes (Loan: about
-/// 30 KB) and the core's limits (64 features, 64 layers per network) keep any valid one far
-/// below this; a larger file is refused before it is read.
-pub const MAX_MODEL_BYTES: u64 = 16 << 20;
-
 impl ModelFile {
     /// Read `path`: the header first, then only as many bytes as it announces (at most
-    /// [`MAX_MODEL_BYTES`]), so `/dev/zero` or a huge file is refused at once instead of being
+    /// [`carma_train::io::MAX_MODEL_BYTES`]), so `/dev/zero` or a huge file is refused at once instead of being
     /// read whole.
     pub fn read(path: &Path) -> anyhow::Result<ModelFile> {
         Ok(ModelFile {
@@ -41,42 +36,9 @@ impl ModelFile {
     }
 }
 
-/// A model file's bytes, bounded: the 14-byte header is read first; without the magic bytes
-/// only it is returned (the core then says "bad magic bytes"); otherwise the announced length
-/// (plus one byte, so trailing bytes are still seen) is read, and a file announcing or holding
-/// more than [`MAX_MODEL_BYTES`] is refused.
+/// A model file's bytes, bounded (see [`carma_train::io::read_model_bytes`]).
 pub fn read_model_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
-    use carma_core::format::{HEADER_LEN, MAGIC, TRAILER_LEN};
-    use std::io::Read;
-    let cannot = || format!("cannot read model file {}", path.display());
-    let file = std::fs::File::open(path).with_context(cannot)?;
-    let limit = |what: String| {
-        anyhow::anyhow!(
-            "{}: {what}, over the limit for a model file ({} MiB; a trained model is tens of KB)",
-            path.display(),
-            MAX_MODEL_BYTES >> 20
-        )
-    };
-    if let Ok(m) = file.metadata()
-        && m.is_file()
-        && m.len() > MAX_MODEL_BYTES
-    {
-        return Err(limit(format!("{} bytes", m.len())));
-    }
-    let mut bytes = Vec::with_capacity(HEADER_LEN);
-    let mut file = file.take(HEADER_LEN as u64);
-    file.read_to_end(&mut bytes).with_context(cannot)?;
-    if bytes.len() < HEADER_LEN || bytes[..8] != MAGIC {
-        return Ok(bytes);
-    }
-    let body = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
-    let total = (HEADER_LEN + TRAILER_LEN) as u64 + u64::from(body);
-    if total > MAX_MODEL_BYTES {
-        return Err(limit(format!("its header announces {total} bytes")));
-    }
-    let mut file = file.into_inner().take(total + 1 - HEADER_LEN as u64);
-    file.read_to_end(&mut bytes).with_context(cannot)?;
-    Ok(bytes)
+    Ok(carma_train::io::read_model_bytes(path)?)
 }
 
 /// Feature `i`'s name; the core validated that there are `D` non-empty names.

@@ -131,6 +131,9 @@ pub enum Activation {
     Elu,
     /// `1 / (1 + exp(-x))`.
     Sigmoid,
+    /// `tanh(x)` (scikit-learn's and PyTorch's `tanh` hidden layers). Appended last: the wire
+    /// stores a variant by its position, so the earlier ones keep their bytes.
+    Tanh,
 }
 
 /// A dense multilayer perceptron.

@@ -29,6 +29,7 @@ pub fn activate(act: Activation, x: f32) -> f32 {
         Activation::Relu => relu(x),
         Activation::Elu => crate::elu::elu(x),
         Activation::Sigmoid => sigmoid(x),
+        Activation::Tanh => libm::tanhf(x),
     }
 }
 
@@ -41,6 +42,7 @@ pub fn activate_all(act: Activation, v: &mut [f32]) {
         Activation::Relu => v.iter_mut().for_each(|x| *x = relu(*x)),
         Activation::Elu => v.iter_mut().for_each(|x| *x = crate::elu::elu(*x)),
         Activation::Sigmoid => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
+        Activation::Tanh => v.iter_mut().for_each(|x| *x = libm::tanhf(*x)),
     }
 }
 
@@ -675,6 +677,31 @@ mod tests {
         assert_eq!(activate(Activation::Sigmoid, 0.0), 0.5);
         assert_eq!(activate(Activation::Sigmoid, -200.0), 0.0);
         assert_eq!(activate(Activation::Identity, -3.0), -3.0);
+        assert_eq!(activate(Activation::Tanh, 0.0), 0.0);
+        assert_eq!(activate(Activation::Tanh, 30.0), 1.0);
+        assert!((activate(Activation::Tanh, -0.5) - libm::tanh(-0.5) as f32).abs() < 1e-7);
+    }
+
+    /// The wire stores an activation by its position: the variants that existed before `Tanh`
+    /// keep their bytes (so older bundles and the golden fixtures still decode), `Tanh` is new.
+    #[test]
+    fn activation_wire_bytes_are_positional_and_tanh_is_appended() {
+        let all = [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::Elu,
+            Activation::Sigmoid,
+            Activation::Tanh,
+        ];
+        for (byte, act) in all.into_iter().enumerate() {
+            let mut buf = [0u8; 4];
+            let used = postcard::to_slice(&act, &mut buf).unwrap();
+            assert_eq!(used, &[byte as u8]);
+            assert_eq!(
+                postcard::from_bytes::<Activation>(&[byte as u8]).unwrap(),
+                act
+            );
+        }
     }
 
     #[test]

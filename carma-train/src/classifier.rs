@@ -40,6 +40,15 @@ pub enum ClassifierOptimizer {
 }
 /// An individual is accepted when `h(x) >= ACCEPT_THRESHOLD` (docs/MATH.md, section 1).
 pub const ACCEPT_THRESHOLD: f64 = 0.5;
+/// The hidden activations a classifier may have: ReLU (what [`Classifier::fit`] trains) and the
+/// others of scikit-learn's `MLPClassifier` and of PyTorch's common layers (tanh, logistic,
+/// identity), for a brought classifier.
+pub const HIDDEN_ACTIVATIONS: [Activation; 4] = [
+    Activation::Relu,
+    Activation::Tanh,
+    Activation::Sigmoid,
+    Activation::Identity,
+];
 /// Hidden widths for the non-linear datasets (docs/MATH.md section 3, classifier).
 pub const NLIN_HIDDEN: [usize; 1] = [16];
 /// Hidden widths for Loan (docs/MATH.md section 3, classifier).
@@ -137,9 +146,12 @@ pub enum ClassifierError {
         /// Column.
         col: usize,
     },
-    /// A network given to [`Classifier::from_net`] does not have one output, ReLU hidden
-    /// activations and no output activation.
-    #[error("a classifier network needs one output, ReLU hidden layers and no output activation")]
+    /// A network given to [`Classifier::from_net`] does not have one output, hidden
+    /// activations among [`HIDDEN_ACTIVATIONS`] and no output activation.
+    #[error(
+        "a classifier network needs one output (the logit), hidden layers with ReLU, tanh, \
+         logistic or identity activations, and no output activation"
+    )]
     BadNet,
     /// Training diverged (issue 7): a non-finite or exploding loss.
     #[error("training diverged at epoch {epoch}: {quantity}")]
@@ -409,11 +421,12 @@ impl Classifier {
         ))
     }
 
-    /// A classifier from an existing logit network (e.g. the reference checkpoint's weights):
-    /// one output, ReLU hidden activations, identity output (the sigmoid is applied on top).
+    /// A classifier from an existing logit network (the reference checkpoint's weights, a
+    /// brought scikit-learn or PyTorch model): one output, hidden activations among
+    /// [`HIDDEN_ACTIVATIONS`], identity output (the sigmoid is applied on top).
     pub fn from_net(net: Mlp) -> Result<Self, ClassifierError> {
         let dims = net.dims();
-        let hidden_ok = dims.len() == 2 || net.hidden_activation() == Activation::Relu;
+        let hidden_ok = dims.len() == 2 || HIDDEN_ACTIVATIONS.contains(&net.hidden_activation());
         if dims[dims.len() - 1] != 1
             || !hidden_ok
             || net.output_activation() != Activation::Identity
@@ -451,7 +464,7 @@ impl Classifier {
         self.net.dims()[0]
     }
 
-    /// The logit network (hidden ReLU, output Identity).
+    /// The logit network (hidden ReLU for a trained one, output Identity).
     pub fn net(&self) -> &Mlp {
         &self.net
     }

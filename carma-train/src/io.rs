@@ -637,3 +637,73 @@ mod tests {
         assert!(err.to_string().contains("--data"), "{err}");
     }
 }
+
+/// The largest model file read (16 MiB). A trained bundle is tens of kilobytes (Loan: about
+/// 30 KB) and the core's limits (64 features, 64 layers per network) keep any valid one far
+/// below this; a larger file is refused before it is read.
+pub const MAX_MODEL_BYTES: u64 = 16 << 20;
+
+/// Why a model file's bytes could not be read (the core judges the bytes themselves).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelReadError {
+    /// Opening or reading failed.
+    #[error("cannot read model file {file}: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The operating-system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is, or announces, more than [`MAX_MODEL_BYTES`].
+    #[error(
+        "{file}: {what}, over the limit for a model file ({} MiB; a trained model is tens of KB)",
+        MAX_MODEL_BYTES >> 20
+    )]
+    TooLarge {
+        /// The file.
+        file: String,
+        /// Its size or what its header announces.
+        what: String,
+    },
+}
+
+/// A model file's bytes, bounded: the 14-byte header is read first; without the magic bytes
+/// only it is returned (the core then says "bad magic bytes"); otherwise the announced length
+/// (plus one byte, so trailing bytes are still seen) is read, and a file announcing or holding
+/// more than [`MAX_MODEL_BYTES`] is refused, so `/dev/zero` or a huge file is refused at once
+/// instead of being read whole.
+pub fn read_model_bytes(path: &Path) -> Result<Vec<u8>, ModelReadError> {
+    use carma_core::format::{HEADER_LEN, MAGIC, TRAILER_LEN};
+    use std::io::Read;
+    let file_name = path.display().to_string();
+    let cannot = |source| ModelReadError::Io {
+        file: file_name.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(cannot)?;
+    let limit = |what: String| ModelReadError::TooLarge {
+        file: file_name.clone(),
+        what,
+    };
+    if let Ok(m) = file.metadata()
+        && m.is_file()
+        && m.len() > MAX_MODEL_BYTES
+    {
+        return Err(limit(format!("{} bytes", m.len())));
+    }
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    let mut file = file.take(HEADER_LEN as u64);
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() < HEADER_LEN || bytes[..8] != MAGIC {
+        return Ok(bytes);
+    }
+    let body = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
+    let total = (HEADER_LEN + TRAILER_LEN) as u64 + u64::from(body);
+    if total > MAX_MODEL_BYTES {
+        return Err(limit(format!("its header announces {total} bytes")));
+    }
+    let mut file = file.into_inner().take(total + 1 - HEADER_LEN as u64);
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    Ok(bytes)
+}

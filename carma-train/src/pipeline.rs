@@ -258,11 +258,11 @@ impl FixedClassifier {
                 Array1::from(bias.to_vec()),
             ));
         }
-        let relu = wire.classifier.hidden == carma_core::format::Activation::Relu;
-        if layers.is_empty() || !(relu || layers.len() == 1) {
+        if layers.is_empty() {
             return Err(PipelineError::Classifier(ClassifierError::BadNet));
         }
-        let net = crate::nn::Mlp::from_layers(layers, Activation::Relu, Activation::Identity);
+        let hidden = Activation::from_wire(wire.classifier.hidden);
+        let net = crate::nn::Mlp::from_layers(layers, hidden, Activation::Identity);
         let classifier = Classifier::from_net(net)?;
         let scaler = Scaler::from_parts(
             Array1::from(f32s(wire.scaler.mean)),
@@ -711,7 +711,9 @@ impl Trained {
             },
             classifier: MlpSpec {
                 dims: clf_dims,
-                hidden: carma_core::format::Activation::Relu,
+                // ReLU for a classifier trained here (and for logistic regression, which has
+                // no hidden layer), whatever a brought one has.
+                hidden: self.classifier.net().hidden_activation().to_wire(),
                 output: carma_core::format::Activation::Sigmoid,
                 params: clf_params,
             },

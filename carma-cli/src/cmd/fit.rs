@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use carma_core::Bundle;
+use carma_train::classifier_json::ClassifierJson;
 use carma_train::data::{CsvOptions, DEFAULT_LABEL, DataError, Table};
 use carma_train::graph::CausalGraph;
 use carma_train::io::{AtomicFile, WriteOptions, refuse_overwriting_inputs};
@@ -49,8 +50,13 @@ pub struct Args {
     pub name: Option<String>,
     /// Bring a fixed classifier: the classifier (and its scaler) of this model file is used
     /// frozen instead of training one; the label column then only reports its accuracy.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", conflicts_with = "classifier_json")]
     pub classifier: Option<PathBuf>,
+    /// Bring your own classifier as JSON (a network in your data's units ending in one logit,
+    /// e.g. written by the Python package from scikit-learn or PyTorch; layout in
+    /// carma-cli/README.md): used exactly and frozen; the label column only reports its accuracy.
+    #[arg(long, value_name = "FILE")]
+    pub classifier_json: Option<PathBuf>,
     /// Replace the output file even if it is read-only.
     #[arg(long)]
     pub force: bool,
@@ -79,10 +85,7 @@ pub fn config(
         None => PipelineConfig::default(),
     };
     if let Some(s) = epochs_scale {
-        let scale = |e: &mut usize| *e = ((*e as f64 * s).ceil() as usize).max(1);
-        scale(&mut cfg.classifier.epochs);
-        scale(&mut cfg.flow.epochs);
-        scale(&mut cfg.carma.epochs);
+        carma_train::preflight::scale_epochs(&mut cfg, s);
     }
     if let Some(seed) = seed {
         cfg.seed = seed;
@@ -90,14 +93,7 @@ pub fn config(
     Ok(cfg)
 }
 
-/// Fewest data rows `fit` accepts: 60 % train (the scaler needs 2 rows, the classifier a few),
-/// 20 % validation, 20 % test.
-pub const MIN_ROWS: usize = 10;
-
-/// A continuous column whose `|mean| / std` exceeds this loses its variation in the model's
-/// 32-bit floats (which resolve about 1 part in 10^7 of a value): at 10^4, one unit of
-/// rounding is still a thousandth of the column's spread.
-pub const MAX_OFFSET_TO_SPREAD: f64 = 1e4;
+pub use carma_train::preflight::MAX_OFFSET_TO_SPREAD;
 
 /// Run `carma fit`. Every setting, the graph, the output path and the data are checked before
 /// any training: a mistake found after minutes of training would waste them.
@@ -120,39 +116,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .check()
         .with_context(|| format!("{}: [carma]", config_name()))?;
     let graph = CausalGraph::from_toml_path(&args.graph)?;
-    if graph.actionable().is_empty() {
-        anyhow::bail!(
-            "{}: no feature is actionable, so there is nothing to recommend (mark at least one \
-             feature `actionable = true`)",
-            args.graph.display()
-        );
-    }
-    if let Some(w) = &cfg.weights
-        && (w.len() != graph.len() || w.iter().any(|w| !(w.is_finite() && *w > 0.0)))
-    {
-        anyhow::bail!(
-            "{}: weights must be {} positive numbers, one per feature of {} ({}), got {w:?}",
-            config_name(),
-            graph.len(),
-            args.graph.display(),
-            graph.names().join(", ")
-        );
-    }
-    if graph.index_of(&args.label).is_some() {
-        anyhow::bail!(
-            "--label {}: '{}' is a feature of the causal graph {}; the label must be a separate \
-             0/1 column (the decision to explain), not one of the features",
-            args.label,
-            args.label,
-            args.graph.display()
-        );
-    }
+    carma_train::preflight::check_setup(
+        &cfg,
+        &graph,
+        &args.label,
+        &args.graph.display().to_string(),
+        &config_name(),
+    )?;
     let mut inputs: Vec<(&str, &Path)> = vec![("--data", &args.data), ("--graph", &args.graph)];
     if let Some(c) = &args.config {
         inputs.push(("--config", c));
     }
     if let Some(c) = &args.classifier {
         inputs.push(("--classifier", c));
+    }
+    if let Some(c) = &args.classifier_json {
+        inputs.push(("--classifier-json", c));
     }
     refuse_overwriting_inputs(&args.out, &inputs)?;
     // Created now, so an unwritable destination is found before training; the hidden temporary
@@ -175,12 +154,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Read and checked before the data, like the other inputs; folded into the first layer
+    // once the data (and so the shared scaler) is known.
+    let brought_json = match &args.classifier_json {
+        Some(path) => Some((ClassifierJson::read(path)?, path.display().to_string())),
+        None => None,
+    };
     let options = CsvOptions {
         label: Some(args.label.clone()),
         ignore_extra: args.ignore_extra,
     };
     let table = Table::read_csv_with(&args.data, &graph, &options).map_err(|e| hint(e, &args))?;
-    check_table(&table, &graph, &args.data)?;
+    carma_train::preflight::check_table(&table, &graph, &args.data.display().to_string())?;
+    let fixed = match &brought_json {
+        Some((net, file)) => Some(net.to_fixed(&graph, &table.x, file)?),
+        None => fixed,
+    };
     let name = args.name.clone().unwrap_or_else(|| {
         args.data
             .file_stem()
@@ -245,42 +234,4 @@ fn hint(e: DataError, args: &Args) -> anyhow::Error {
     } else {
         anyhow::anyhow!("{e}{extra}")
     }
-}
-
-/// What training would only find later, or not at all: too few rows, a constant column, a
-/// column whose offset hides its variation in 32-bit floats.
-fn check_table(table: &Table, graph: &CausalGraph, file: &Path) -> anyhow::Result<()> {
-    let n = table.n_rows();
-    if n < MIN_ROWS {
-        anyhow::bail!(
-            "{}: {n} data row{}; fit needs at least {MIN_ROWS} (60 % of them train the model, \
-             20 % validate it and 20 % test it)",
-            file.display(),
-            if n == 1 { "" } else { "s" }
-        );
-    }
-    for (j, column) in table.x.columns().into_iter().enumerate() {
-        let name = &graph.features()[j].name;
-        let mean = column.mean().unwrap_or(0.0);
-        let std = column.std(1.0);
-        if std <= 1e-12 * mean.abs().max(1.0) {
-            anyhow::bail!(
-                "{}: column '{name}' is constant ({}) in every row: it cannot be standardized \
-                 or learned from; drop it from the data and the graph, or vary it",
-                file.display(),
-                column[0]
-            );
-        }
-        if !graph.is_binary(j) && mean.abs() / std > MAX_OFFSET_TO_SPREAD {
-            anyhow::bail!(
-                "{}: column '{name}' varies by about {std:.3e} around {mean:.6e}: the model \
-                 computes in 32-bit floats, which cannot represent variations that small \
-                 relative to the value (|mean| / std over {MAX_OFFSET_TO_SPREAD:e}); subtract an \
-                 offset from the column (e.g. {:.0}) before training",
-                file.display(),
-                mean.round()
-            );
-        }
-    }
-    Ok(())
 }

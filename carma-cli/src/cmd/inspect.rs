@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use carma_core::format::{MetricsWire, MlpWire};
 use carma_core::le::U16s;
 use carma_core::{Bundle, Kind};
-use serde_json::{Value, json};
+use carma_train::inspect::{kind_word, levels};
+use serde_json::Value;
 
 use crate::explain::escaped;
 use crate::model::{self, ModelFile};
@@ -35,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// What `carma inspect --json` prints (and `carma serve` answers on `GET /v1/model`).
 pub fn json(file: &ModelFile, bundle: &Bundle<'_>) -> Value {
-    Summary::new(file, bundle).json(bundle)
+    carma_train::inspect::summary_json(&file.path.display().to_string(), &file.bytes, bundle)
 }
 
 /// One network's shape.
@@ -167,85 +168,6 @@ impl Summary {
         }
         s
     }
-
-    fn json(&self, bundle: &Bundle<'_>) -> Value {
-        let w = bundle.wire();
-        let features: Vec<Value> = (0..bundle.n_features())
-            .map(|i| {
-                json!({
-                    "name": model::name(bundle, i),
-                    "kind": kind_word(bundle, i),
-                    "step": match bundle.kind(i) { Kind::Integer { step } => Some(step), _ => None },
-                    "levels": levels(bundle, i),
-                    "actionable": bundle.is_actionable(i),
-                    "parents": bundle.parents(i).iter().map(|p| model::name(bundle, p)).collect::<Vec<_>>(),
-                    "weight": model::weight(bundle, i),
-                    "mean": bundle.mean(i),
-                    "std": bundle.std(i),
-                    "min": bundle.bounds(i).map(|b| b.0),
-                    "max": bundle.bounds(i).map(|b| b.1),
-                    "direction": direction(bundle, i),
-                })
-            })
-            .collect();
-        let nets: serde_json::Map<String, Value> = self
-            .nets
-            .iter()
-            .map(|n| {
-                (
-                    n.name.replace(' ', "_"),
-                    json!({ "widths": n.dims, "parameters": n.params }),
-                )
-            })
-            .collect();
-        let m = &w.meta.metrics;
-        json!({
-            "file": self.path,
-            "dataset": w.meta.dataset,
-            "seed": w.meta.seed,
-            "trainer": w.meta.trainer,
-            "format_version": self.version,
-            "recommends": w.carma.is_some(),
-            "features": features,
-            "sizes": {
-                "file_bytes": self.file_bytes,
-                "flow_layers": self.flow_layers,
-                "networks": nets,
-                "scratch_floats": bundle.scratch_len(),
-                "scratch_bytes": bundle.scratch_bytes(),
-            },
-            "metrics": {
-                "n_train": m.n_train,
-                "n_test": m.n_test,
-                "classifier_test_accuracy": m.classifier_test_accuracy,
-                "flow_test_loglik": m.flow_test_loglik,
-                "carma_coverage": m.carma_coverage,
-                "carma_validity": m.carma_validity,
-                "carma_cost": m.carma_cost,
-                "carma_mean_actions": m.carma_mean_actions,
-            },
-        })
-    }
-}
-
-/// The graph file's word for feature `i`'s kind.
-fn kind_word(bundle: &Bundle<'_>, i: usize) -> &'static str {
-    match bundle.kind(i) {
-        Kind::Continuous => "continuous",
-        Kind::Binary => "binary",
-        Kind::Integer { .. } => "integer",
-        Kind::Categorical { .. } => "categorical",
-    }
-}
-
-/// The level names of a categorical feature (empty for the other kinds).
-fn levels<'a>(bundle: &Bundle<'a>, i: usize) -> Vec<&'a str> {
-    match bundle.kind(i) {
-        Kind::Categorical { levels } => (0..levels)
-            .filter_map(|l| bundle.level_name(i, l))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn feature_row(bundle: &Bundle<'_>, i: usize) -> [String; 11] {
@@ -296,14 +218,7 @@ fn bound(v: Option<f32>) -> String {
     }
 }
 
-/// The direction a recommendation may move feature `i`: `any`, `increase` or `decrease`.
-fn direction(bundle: &Bundle<'_>, i: usize) -> &'static str {
-    match bundle.direction(i) {
-        carma_core::Direction::Increase => "increase",
-        carma_core::Direction::Decrease => "decrease",
-        _ => "any",
-    }
-}
+use carma_train::inspect::direction;
 
 /// Left-aligned columns, two spaces apart, indented by two.
 fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {

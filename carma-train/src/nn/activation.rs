@@ -13,6 +13,8 @@ pub enum Activation {
     Elu,
     /// `1 / (1 + exp(-x))`.
     Sigmoid,
+    /// `tanh(x)` (the hidden layers of a brought scikit-learn or PyTorch classifier).
+    Tanh,
 }
 
 /// Numerically stable logistic function.
@@ -39,6 +41,7 @@ impl Activation {
                 }
             }
             Activation::Sigmoid => sigmoid(t),
+            Activation::Tanh => t.tanh(),
         }
     }
 
@@ -70,6 +73,9 @@ impl Activation {
             Activation::Sigmoid => Zip::from(grad)
                 .and(post)
                 .for_each(|g, &y| *g *= y * (1.0 - y)),
+            Activation::Tanh => Zip::from(grad)
+                .and(post)
+                .for_each(|g, &y| *g *= 1.0 - y * y),
         }
     }
 
@@ -93,6 +99,19 @@ impl Activation {
             Activation::Relu => W::Relu,
             Activation::Elu => W::Elu,
             Activation::Sigmoid => W::Sigmoid,
+            Activation::Tanh => W::Tanh,
+        }
+    }
+
+    /// The trainer's activation for a wire one.
+    pub fn from_wire(wire: carma_core::format::Activation) -> Activation {
+        use carma_core::format::Activation as W;
+        match wire {
+            W::Identity => Activation::Identity,
+            W::Relu => Activation::Relu,
+            W::Elu => Activation::Elu,
+            W::Sigmoid => Activation::Sigmoid,
+            W::Tanh => Activation::Tanh,
         }
     }
 }
@@ -127,6 +146,24 @@ mod tests {
     #[test]
     fn sigmoid_backward_matches_finite_differences() {
         check(Activation::Sigmoid);
+    }
+
+    #[test]
+    fn tanh_backward_matches_finite_differences() {
+        check(Activation::Tanh);
+    }
+
+    #[test]
+    fn wire_round_trip_keeps_every_activation() {
+        for a in [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::Elu,
+            Activation::Sigmoid,
+            Activation::Tanh,
+        ] {
+            assert_eq!(Activation::from_wire(a.to_wire()), a);
+        }
     }
 
     #[test]

@@ -244,6 +244,15 @@ mod tests {
         check(Activation::Elu, Activation::Identity, &[3, 7, 6]);
     }
 
+    /// The hidden activations of a brought classifier (scikit-learn's `tanh`, `logistic`,
+    /// `identity`), through a whole network: input and parameter gradients.
+    #[test]
+    fn tanh_sigmoid_identity_hidden_mlps_backward_match_finite_differences() {
+        check(Activation::Tanh, Activation::Identity, &[3, 5, 4, 1]);
+        check(Activation::Sigmoid, Activation::Identity, &[3, 5, 1]);
+        check(Activation::Identity, Activation::Identity, &[3, 4, 1]);
+    }
+
     #[test]
     fn input_grad_leaves_param_grads_untouched() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);

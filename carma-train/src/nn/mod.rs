@@ -2,7 +2,7 @@
 //!
 //! Everything works on mini-batches: an `Array2<f64>` holds one individual per row.
 //!
-//! - [`Activation`]: `Identity`, `Relu`, `Elu` (alpha 1), `Sigmoid`, applied elementwise, with
+//! - [`Activation`]: `Identity`, `Relu`, `Elu` (alpha 1), `Sigmoid`, `Tanh`, applied elementwise, with
 //!   [`Activation::forward`] and [`Activation::backward`].
 //! - [`Dense`]: `y = x W^T + b`, `W` stored `[out][in]` like torch. [`Dense::masked`] builds the
 //!   MADE masked layer (`W ⊙ M`, with the weight gradient masked too).
