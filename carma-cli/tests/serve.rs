@@ -925,3 +925,44 @@ fn connections_over_the_cap_wait_until_one_closes() {
     drop(first);
     assert_eq!(second.read_response().unwrap().status, 200);
 }
+
+#[test]
+fn a_request_still_in_flight_after_the_shutdown_timeout_makes_the_exit_status_1() {
+    let mut server = Server::start(
+        Path::new(BIN),
+        &model_a(),
+        &["--shutdown-timeout", "1", "--timeout-ms", "60000"],
+    );
+    // A request whose body never completes.
+    let mut stuck = server.client();
+    stuck
+        .send_head(
+            "POST",
+            "/v1/recommend",
+            &[("Content-Type", "application/json")],
+            Some(100),
+        )
+        .unwrap();
+    stuck.stream().write_all(b"{\"person\":").unwrap();
+    let until = std::time::Instant::now() + support::http::IO_TIMEOUT;
+    while !server
+        .client()
+        .get("/metrics")
+        .unwrap()
+        .text()
+        .contains("carma_requests_in_flight 1")
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the request never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(1));
+    assert!(
+        server.log().contains("--shutdown-timeout"),
+        "{}",
+        server.log()
+    );
+}

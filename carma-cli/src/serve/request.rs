@@ -76,7 +76,7 @@ pub fn parse(model: &Model, body: &[u8], max_batch: usize) -> Result<Parsed, Api
             format!("the body is not valid JSON: {e}"),
         ),
     })?;
-    fields.check_unique("")?;
+    fields.check_unique(&String::new)?;
     let bundle = model.bundle();
     let d = bundle.n_features();
     let mut p = Parsed {
@@ -128,7 +128,7 @@ pub fn parse(model: &Model, body: &[u8], max_batch: usize) -> Result<Parsed, Api
             "alternatives" => p.alternatives = whole(raw, key, MAX_ALTERNATIVES)? as usize,
             "min" | "max" => {
                 let bounds: Fields<'_> = object(raw, key)?;
-                bounds.check_unique(key)?;
+                bounds.check_unique(&|| key.to_owned())?;
                 for (name, v) in &bounds.0 {
                     let field = format!("{key}.{name}");
                     let i = feature_index(model, name, &field)?;
@@ -190,7 +190,7 @@ pub fn parse(model: &Model, body: &[u8], max_batch: usize) -> Result<Parsed, Api
     match (person, people) {
         (Some(raw), None) => {
             p.xs.reserve(d);
-            read_person(model, raw, "person".to_owned(), &mut p)?;
+            read_person(model, raw, None, &mut p)?;
         }
         (None, Some(list)) => {
             if list.len() > max_batch {
@@ -206,7 +206,7 @@ pub fn parse(model: &Model, body: &[u8], max_batch: usize) -> Result<Parsed, Api
             p.batch = true;
             p.xs.reserve(list.len() * d);
             for (k, raw) in list.iter().enumerate() {
-                read_person(model, raw, format!("people[{k}]"), &mut p)?;
+                read_person(model, raw, Some(k), &mut p)?;
             }
         }
         (Some(_), Some(_)) => {
@@ -230,20 +230,26 @@ pub fn parse(model: &Model, body: &[u8], max_batch: usize) -> Result<Parsed, Api
 fn read_person(
     model: &Model,
     raw: &RawValue,
-    field: String,
+    k: Option<usize>,
     p: &mut Parsed,
 ) -> Result<(), ApiError> {
+    // The person's path (`person`, `people[3]`), written out only for an error.
+    let field = || match k {
+        Some(k) => format!("people[{k}]"),
+        None => "person".to_owned(),
+    };
     let bundle = model.bundle();
     let d = bundle.n_features();
     let start = p.xs.len();
     let mut id = None;
     match kind(raw) {
         Kind::Array => {
-            let values = array(raw, &field)?;
+            let values: Vec<&RawValue> = serde_json::from_str(raw.get())
+                .map_err(|_| wrong_type(&field(), "an array", Kind::Array))?;
             if values.len() != d {
                 return Err(ApiError::at(
                     Code::WrongLength,
-                    field,
+                    field(),
                     format!(
                         "expected {d} values (the model's features in order: {}), found {}",
                         model.names.join(", "),
@@ -252,17 +258,18 @@ fn read_person(
                 ));
             }
             for (i, v) in values.iter().enumerate() {
-                let x = feature_value(model, i, v, || format!("{field}[{i}]"))?;
+                let x = feature_value(model, i, v, || format!("{}[{i}]", field()))?;
                 p.xs.push(x);
             }
         }
         Kind::Object => {
-            let fields: Fields<'_> = object(raw, &field)?;
+            let fields: Fields<'_> = serde_json::from_str(raw.get())
+                .map_err(|_| wrong_type(&field(), "an object", Kind::Object))?;
             fields.check_unique(&field)?;
             p.xs.resize(start + d, f32::NAN);
             let mut seen = FeatureSet::EMPTY;
             for (key, v) in &fields.0 {
-                let at = || format!("{field}.{key}");
+                let at = || format!("{}.{key}", field());
                 match model.keys.get(key.as_str()) {
                     Some(&Key::Feature(i)) => {
                         p.xs[start + i] = feature_value(model, i, v, at)?;
@@ -298,14 +305,14 @@ fn read_person(
             if let Some(first) = missing.first() {
                 return Err(ApiError::at(
                     Code::MissingFeature,
-                    format!("{field}.{first}"),
+                    format!("{}.{first}", field()),
                     format!("missing feature(s): {}", missing.join(", ")),
                 ));
             }
         }
         k => {
             return Err(wrong_type(
-                &field,
+                &field(),
                 "an object keyed by feature name or an array of numbers",
                 k,
             ));
@@ -324,7 +331,17 @@ fn feature_value(
     raw: &RawValue,
     field: impl Fn() -> String,
 ) -> Result<f32, ApiError> {
-    let v: f64 = number(raw, &field())?;
+    let k = kind(raw);
+    if k != Kind::Number {
+        return Err(wrong_type(&field(), "a number", k));
+    }
+    let v: f64 = raw.get().trim().parse().map_err(|_| {
+        ApiError::at(
+            Code::InvalidValue,
+            field(),
+            format!("cannot read the number {}", raw.get()),
+        )
+    })?;
     let x = v as f32;
     if !x.is_finite() {
         return Err(ApiError::at(
@@ -536,8 +553,8 @@ fn kind(raw: &RawValue) -> Kind {
 struct Fields<'a>(Vec<(String, &'a RawValue)>);
 
 impl Fields<'_> {
-    /// Refuse a key given twice (`prefix` is the object's own path).
-    fn check_unique(&self, prefix: &str) -> Result<(), ApiError> {
+    /// Refuse a key given twice (`prefix` gives the object's own path, only for the error).
+    fn check_unique(&self, prefix: &dyn Fn() -> String) -> Result<(), ApiError> {
         // A person's handful of keys are compared pairwise; a large object through a set, so a
         // hostile body cannot make this quadratic.
         let mut seen = std::collections::HashSet::new();
@@ -548,6 +565,7 @@ impl Fields<'_> {
                 !seen.insert(key.as_str())
             };
             if repeated {
+                let prefix = prefix();
                 let field = if prefix.is_empty() {
                     key.clone()
                 } else {
