@@ -34,13 +34,15 @@ def _partition(part, data, forbid, limits, threads):
     return _model(data).recommend(part, forbid=forbid, limits=limits, threads=threads)
 
 
-def recommend_partitions(model, ddf, forbid=None, limits=None, threads=1):
+def recommend_partitions(model, ddf, forbid=None, limits=None, threads=1, token=None):
     """``model.recommend`` on every partition of the Dask DataFrame ``ddf``
     (``dask.dataframe.map_partitions``), with the same columns and index as a single-process
-    call. ``threads`` per task (default 1: Dask runs one task per worker thread)."""
+    call. ``threads`` per task (default 1: Dask runs one task per worker thread). ``token``
+    names the output collection (Dask derives one from the arguments otherwise, so the same
+    call twice may reuse results still held by the cluster)."""
     data = model.to_bytes()
     meta = model.recommend(ddf._meta if len(ddf._meta) else _empty(ddf, model))
-    return ddf.map_partitions(_partition, data, forbid, limits, threads, meta=meta)
+    return ddf.map_partitions(_partition, data, forbid, limits, threads, meta=meta, token=token)
 
 
 def _empty(ddf, model):
