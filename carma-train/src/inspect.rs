@@ -1,8 +1,8 @@
 //! What a model file holds, as one JSON value: `carma inspect --json` prints it and the Python
 //! package's `Model.info()` returns it, so both describe a model with the same keys.
 
-use carma_core::Bundle;
 use carma_core::le::{F32s, U16s};
+use carma_core::{Bundle, Kind};
 use serde_json::{Value, json};
 
 fn widths(bytes: &[u8]) -> Vec<u16> {
@@ -28,6 +28,26 @@ pub fn direction(bundle: &Bundle<'_>, i: usize) -> &'static str {
     }
 }
 
+/// The graph file's word for feature `i`'s kind.
+pub fn kind_word(bundle: &Bundle<'_>, i: usize) -> &'static str {
+    match bundle.kind(i) {
+        Kind::Continuous => "continuous",
+        Kind::Binary => "binary",
+        Kind::Integer { .. } => "integer",
+        Kind::Categorical { .. } => "categorical",
+    }
+}
+
+/// The level names of a categorical feature (empty for the other kinds).
+pub fn levels<'a>(bundle: &Bundle<'a>, i: usize) -> Vec<&'a str> {
+    match bundle.kind(i) {
+        Kind::Categorical { levels } => (0..levels)
+            .filter_map(|l| bundle.level_name(i, l))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The preference weight of feature `i`, when the bundle has CARMA networks.
 pub fn weight(bundle: &Bundle<'_>, i: usize) -> Option<f32> {
     let carma = bundle.wire().carma?;
@@ -42,7 +62,9 @@ pub fn summary_json(file: &str, bytes: &[u8], bundle: &Bundle<'_>) -> Value {
         .map(|i| {
             json!({
                 "name": name(bundle, i),
-                "kind": if bundle.is_binary(i) { "binary" } else { "continuous" },
+                "kind": kind_word(bundle, i),
+                "step": match bundle.kind(i) { Kind::Integer { step } => Some(step), _ => None },
+                "levels": levels(bundle, i),
                 "actionable": bundle.is_actionable(i),
                 "parents": bundle.parents(i).iter().map(|p| name(bundle, p)).collect::<Vec<_>>(),
                 "weight": weight(bundle, i),
