@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 
 use carma_train::data::{CsvOptions, CsvRowReader, DataError};
-use carma_train::graph::CausalGraph;
+use carma_train::graph::{CausalGraph, FeatureKind};
 use memchr::{memchr, memchr_iter, memchr2, memchr3};
 
 /// Where the next record ends, as the `csv` crate reads it (quote `"`, delimiter `,`, any of
@@ -79,10 +79,9 @@ pub fn next_record(b: &[u8], from: usize, eof: bool) -> Scan {
 pub struct Layout {
     /// CSV column of each feature, graph order.
     pub columns: Vec<usize>,
-    /// Whether each feature must be 0 or 1.
-    pub binary: Vec<bool>,
-    /// The integer and categorical features (graph order), whose cells must be on their grid.
-    pub grid: Vec<Option<carma_train::graph::Feature>>,
+    /// The model's features, graph order: a binary one's cells must be 0 or 1, an integer or
+    /// categorical one's on its grid.
+    pub features: Vec<carma_train::graph::Feature>,
     /// Cells per row.
     pub n_cells: usize,
     /// The `--id` column.
@@ -237,19 +236,18 @@ pub fn parse_plain(
             let b = commas.get(j).copied().unwrap_or(text.len());
             text[a..b].trim()
         };
-        for (k, (&j, &binary)) in layout.columns.iter().zip(&layout.binary).enumerate() {
-            let Ok(mut v) = cell(j).parse::<f64>() else {
+        for (&j, f) in layout.columns.iter().zip(&layout.features) {
+            let Ok(v) = cell(j).parse::<f64>() else {
                 return false;
             };
+            let binary = f.kind == FeatureKind::Binary;
             if !v.is_finite() || (binary && v != 0.0 && v != 1.0) {
                 return false;
             }
-            if let Some(Some(f)) = layout.grid.get(k) {
-                match f.grid_value(v) {
-                    Some(g) => v = g,
-                    None => return false,
-                }
-            }
+            // On the grid exactly, as the trainer's reader gives it.
+            let Some(v) = f.grid_value(v) else {
+                return false;
+            };
             out.xs.push(v as f32);
         }
         for &(j, what) in &layout.limits {

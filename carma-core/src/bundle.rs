@@ -156,7 +156,7 @@ fn check_grid<'a>(
     } else {
         grid.levels.split('\n').count()
     };
-    if lines != total_levels || grid.levels.split('\n').any(str::is_empty) && lines > 0 {
+    if lines != total_levels || (lines > 0 && grid.levels.split('\n').any(str::is_empty)) {
         return Err(ValidationError::Length {
             section,
             expected: total_levels,

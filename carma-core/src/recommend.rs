@@ -585,19 +585,18 @@ impl<'a> Bundle<'a> {
                         _ => v,
                     };
                     // A grid value comes back exactly (not off by the
-                    // round trip through standardization).
-                    match (exact && grid.contains(i), mask.contains(i)) {
-                        (true, true) => {
-                            let (l, h) = (lo.get(i).copied(), hi.get(i).copied());
-                            let (l, h) =
-                                (l.unwrap_or(f32::NEG_INFINITY), h.unwrap_or(f32::INFINITY));
-                            self.snap(i, v, l, h).unwrap_or(v)
-                        }
-                        (true, false) => {
-                            let (l, h) = consequence_bounds(self, i);
-                            self.snap(i, v, l, h).unwrap_or(v)
-                        }
-                        _ => v,
+                    // round trip through standardization), an intervention
+                    // within its interval, a consequence within its codes.
+                    if exact && grid.contains(i) {
+                        let (l, h) = if mask.contains(i) {
+                            let l = lo.get(i).copied().unwrap_or(f32::NEG_INFINITY);
+                            (l, hi.get(i).copied().unwrap_or(f32::INFINITY))
+                        } else {
+                            consequence_bounds(self, i)
+                        };
+                        self.snap(i, v, l, h).unwrap_or(v)
+                    } else {
+                        v
                     }
                 }
                 _ => x,
@@ -841,9 +840,11 @@ fn clip(
             let a = *t * s + m;
             // A categorical proposal past its first or last level is only
             // that level: no limit binds there.
-            let a = match consequence_bounds(b, k) {
-                (lo, hi) if b.categorical().contains(k) => a.max(lo).min(hi),
-                _ => a,
+            let a = if b.categorical().contains(k) {
+                let (first, last) = consequence_bounds(b, k);
+                a.max(first).min(last)
+            } else {
+                a
             };
             let c = a.max(l).min(h);
             if c != a {

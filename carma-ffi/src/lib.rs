@@ -456,26 +456,20 @@ pub unsafe extern "C" fn carma_feature_info(
     unsafe {
         query(model, info, |bundle| {
             let (min, max) = bundle.bounds(i).ok_or(CARMA_ERR_INDEX)?;
+            let (kind, levels, step) = match bundle.kind(i) {
+                Kind::Continuous => (CARMA_KIND_CONTINUOUS, 0, 0.0),
+                Kind::Binary => (CARMA_KIND_BINARY, 0, 0.0),
+                Kind::Integer { step } => (CARMA_KIND_INTEGER, 0, step),
+                Kind::Categorical { levels } => (CARMA_KIND_CATEGORICAL, levels as u32, 1.0),
+            };
             Ok(CarmaFeatureInfo {
                 actionable: bundle.is_actionable(i) as u8,
                 binary: bundle.is_binary(i) as u8,
                 // The bundle's own wire byte: 0 any, 1 only up, 2 only down.
                 direction: bundle.direction(i).to_byte(),
-                kind: match bundle.kind(i) {
-                    Kind::Continuous => CARMA_KIND_CONTINUOUS,
-                    Kind::Binary => CARMA_KIND_BINARY,
-                    Kind::Integer { .. } => CARMA_KIND_INTEGER,
-                    Kind::Categorical { .. } => CARMA_KIND_CATEGORICAL,
-                },
-                levels: match bundle.kind(i) {
-                    Kind::Categorical { levels } => levels as u32,
-                    _ => 0,
-                },
-                step: match bundle.kind(i) {
-                    Kind::Integer { step } => step,
-                    Kind::Categorical { .. } => 1.0,
-                    _ => 0.0,
-                },
+                kind,
+                levels,
+                step,
                 min,
                 max,
                 mean: bundle.mean(i).ok_or(CARMA_ERR_INDEX)?,

@@ -388,6 +388,7 @@ impl CausalGraph {
                     weight: f.weight,
                 });
             }
+            check_kind(f)?;
             check_bounds(f)?;
             for (k, &p) in f.parents.iter().enumerate() {
                 if p == i {
@@ -525,6 +526,7 @@ impl CausalGraph {
                 weight: f.weight,
             });
         }
+        check_kind(f)?;
         check_bounds(f)
     }
 
@@ -822,7 +824,6 @@ fn check_kind(f: &Feature) -> Result<(), GraphError> {
 }
 
 fn check_bounds(f: &Feature) -> Result<(), GraphError> {
-    check_kind(f)?;
     let finite = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && (v as f32).is_finite());
     let ordered = match (f.min, f.max) {
         (Some(lo), Some(hi)) => lo <= hi,

@@ -313,12 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rows = CsvRowReader::from_reader(header.as_slice(), &label, &graph, &options)?;
     let layout = Layout {
         columns: rows.columns().to_vec(),
-        binary: (0..graph.len()).map(|i| graph.is_binary(i)).collect(),
-        grid: graph
-            .features()
-            .iter()
-            .map(|f| f.grid_step().map(|_| f.clone()))
-            .collect(),
+        features: graph.features().to_vec(),
         n_cells: rows.n_cells(),
         id: id_column.map(|(_, j)| j),
         limits: rows::limit_columns(&header_cells(&header), &graph.names()),
