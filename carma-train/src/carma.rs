@@ -221,6 +221,17 @@ impl CarmaConfig {
         }
     }
 
+    /// The project's settings for `dataset`: the paper's Table 5 row ([`CarmaConfig::table5`])
+    /// except where a comparison on the recourse *validation* split found settings that cost
+    /// clearly less with this project's classifier and flow (docs/MATH.md, section 5): chain-LIN
+    /// takes Loan's row (the trainer's defaults).
+    pub fn project(dataset: crate::scm::Dataset, weighted: bool) -> Self {
+        match dataset {
+            crate::scm::Dataset::ChainLin => Self::default(),
+            _ => Self::table5(dataset, weighted),
+        }
+    }
+
     /// Validates every setting once.
     pub fn check(&self) -> Result<CheckedCarmaConfig, CarmaError> {
         let bad = |name, value: String, expected| {

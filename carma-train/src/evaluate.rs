@@ -392,6 +392,9 @@ pub struct EvalOptions {
     /// Run the optimizers on at most this many of the scored individuals (the first ones; the
     /// test split is an i.i.d. sample, so they are a random subset).
     pub optimizer_individuals: Option<usize>,
+    /// Train with the paper's settings exactly ([`crate::pipeline::PipelineConfig::paper_setting`])
+    /// instead of the project's ([`crate::pipeline::PipelineConfig::project_setting`]).
+    pub table5: bool,
 }
 
 /// Mean and standard deviation (population, as the paper's `np.std`).
@@ -511,8 +514,10 @@ pub fn evaluate_seed_with(
 ) -> Result<Vec<(Method, Scores)>, EvalError> {
     let mut cfg = if opts.tiny {
         crate::pipeline::PipelineConfig::tiny(setting.dataset)
-    } else {
+    } else if opts.table5 {
         crate::pipeline::PipelineConfig::paper_setting(setting.dataset, setting.weights.is_some())
+    } else {
+        crate::pipeline::PipelineConfig::project_setting(setting.dataset, setting.weights.is_some())
     };
     cfg.seed = seed;
     cfg.weights = setting.weights.clone();
@@ -689,6 +694,7 @@ mod tests {
             tiny: true,
             steep: false,
             optimizer_individuals: None,
+            table5: false,
         };
         let mut events = Vec::new();
         let run = evaluate_seed_with(setting, 3, &opts, &mut NoProgress, &mut |m, e| {
@@ -722,6 +728,7 @@ mod tests {
             tiny: true,
             steep: false,
             optimizer_individuals: None,
+            table5: false,
         };
         let runs: Vec<Vec<(Method, Scores)>> = opts
             .seeds
