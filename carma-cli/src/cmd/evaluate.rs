@@ -149,16 +149,16 @@ pub enum Recipe {
     Steep,
 }
 
-/// The options that make scores comparable across runs (`runs.json`).
+/// The options that make scores comparable across runs (`runs.json`; `carma report` reads them).
 #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct RunOptions {
-    fast: bool,
-    epochs_scale: f64,
-    max_individuals: Option<usize>,
+pub(crate) struct RunOptions {
+    pub(crate) fast: bool,
+    pub(crate) epochs_scale: f64,
+    pub(crate) max_individuals: Option<usize>,
     #[serde(default = "reference")]
-    classifier: Recipe,
+    pub(crate) classifier: Recipe,
     #[serde(default)]
-    optimizer_individuals: Option<usize>,
+    pub(crate) optimizer_individuals: Option<usize>,
 }
 
 fn reference() -> Recipe {
@@ -166,13 +166,13 @@ fn reference() -> Recipe {
 }
 
 /// Every seed's scores: setting -> seed -> method name -> scores.
-type SeedScores = BTreeMap<String, BTreeMap<u64, BTreeMap<String, Scores>>>;
+pub(crate) type SeedScores = BTreeMap<String, BTreeMap<u64, BTreeMap<String, Scores>>>;
 
 /// `runs.json`: the options and every seed's scores.
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
-struct Runs {
-    options: RunOptions,
-    runs: SeedScores,
+pub(crate) struct Runs {
+    pub(crate) options: RunOptions,
+    pub(crate) runs: SeedScores,
 }
 
 /// The settings `--dataset` names, each once, in the order given (`all` expanded).
