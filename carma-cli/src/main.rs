@@ -74,9 +74,9 @@ enum Command {
         carma evaluate --dataset chain-lin --seeds 1 --fast --max-individuals 20")]
     Evaluate(cmd::evaluate::Args),
     /// Draw SVG figures from the runs.json of `carma evaluate --out DIR`: intervention rates,
-    /// number of actions, cost against the oracle, Loan preferences.
+    /// number of actions, cost against the oracle, Loan preferences, training curves.
     #[command(after_help = "Example:\n  \
-        carma report --runs results/runs.json -o results/figures\n  \
+        carma report --runs results/runs.json --history results/history.json -o results/figures\n  \
         carma report --runs docs/runs.json --runs docs/runs-steep.json -o docs/figures")]
     Report(report::Args),
     /// Run the brute-force oracle (docs/MATH.md, section 7) next to CARMA on a few rejected

@@ -1,6 +1,7 @@
-//! `carma report` as a user runs it: figures drawn from a small runs.json built here (two seeds,
-//! three settings, no training), parsed as XML and checked for their series (names, number of
-//! bars, which bar is taller), not their pixels; bad input; the committed figures.
+//! `carma report` as a user runs it: figures drawn from a small runs.json and history.json built
+//! here (two seeds, a few settings, no training), parsed as XML and checked for their series
+//! (names, number of bars and lines, which bar is taller), not their pixels; bad input; the
+//! committed figures.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -193,6 +194,35 @@ impl Svg {
             .descendants()
             .filter(|n| n.has_tag_name("polyline"))
             .count()
+    }
+
+    /// The points of each line stroked in `stroke`, in order.
+    fn lines(&self, stroke: &str) -> Vec<usize> {
+        self.doc()
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some(stroke))
+            .map(|n| {
+                n.attribute("points")
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .count()
+            })
+            .collect()
+    }
+
+    /// The stroke of the legend line drawn just before the legend text `label`.
+    fn legend_stroke(&self, label: &str) -> String {
+        let doc = self.doc();
+        let text = doc
+            .descendants()
+            .find(|n| n.has_tag_name("text") && n.text().unwrap_or("").trim() == label)
+            .unwrap_or_else(|| panic!("no legend entry '{label}'"));
+        let swatch = text.prev_sibling_element().expect("a swatch before it");
+        assert!(
+            swatch.has_tag_name("polyline"),
+            "{label}: swatch is not a line"
+        );
+        swatch.attribute("stroke").unwrap().to_owned()
     }
 }
 
@@ -430,7 +460,7 @@ fn bad_runs_files_are_refused_with_the_reason() {
         "empty.json",
         &json!({"options": fixture("reference")["options"], "runs": {}}).to_string(),
     );
-    refused(&dir, &[&empty], "no scores");
+    refused(&dir, &[&empty], "nothing to draw");
 }
 
 #[test]
@@ -515,4 +545,113 @@ fn the_committed_figures_are_what_the_committed_runs_draw() {
              carma report --runs docs/runs.json --runs docs/runs-steep.json -o docs/figures"
         );
     }
+}
+
+/// CARMA's training of `epochs` epochs on seeds 0 and 1 of chain-lin and loan (seed 1 of loan
+/// stopped one epoch short), as `carma evaluate` writes history.json.
+fn history_fixture(epochs: usize) -> Value {
+    let mut carma = BTreeMap::new();
+    for setting in ["loan", "chain-lin"] {
+        let mut seeds = BTreeMap::new();
+        for seed in 0..2u64 {
+            let n = if setting == "loan" && seed == 1 {
+                epochs - 1
+            } else {
+                epochs
+            };
+            let e: Vec<Value> = (1..=n)
+                .map(|k| {
+                    let t = k as f64 / epochs as f64;
+                    json!({
+                        "epoch": k,
+                        "loss": 1.0 - t,
+                        "cost": 0.1 * t,
+                        "hinge": 0.5 * (1.0 - t),
+                        "lambda": t + seed as f64,
+                        "val_coverage": t,
+                        "val_cost": 0.1 * t,
+                    })
+                })
+                .collect();
+            seeds.insert(seed.to_string(), e);
+        }
+        carma.insert(setting.to_owned(), seeds);
+    }
+    json!({"options": fixture("reference")["options"], "carma": carma})
+}
+
+#[test]
+fn training_curves_have_a_line_per_seed_and_their_mean_for_each_quantity() {
+    let dir = TempDir::new("curves");
+    let history = dir.write("history.json", &history_fixture(5).to_string());
+    let out = dir.path("figures");
+    // The history alone is enough.
+    let o = carma(&[
+        "report",
+        "--history",
+        history.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(entries(&out), ["reference-training-curves.svg"]);
+    let svg = Svg::read(&out.join("reference-training-curves.svg"));
+    let texts = svg.texts();
+    // chain-lin comes first (the paper's order), each with the four quantities.
+    for setting in ["chain-lin", "loan"] {
+        for q in ["cost term", "hinge", "multiplier", "validation coverage %"] {
+            let caption = format!("{setting}: {q}");
+            assert!(texts.contains(&caption), "no panel {caption}");
+        }
+    }
+    let seed_lines = svg.lines(&svg.legend_stroke("each seed (up to 2 seeds)"));
+    let mean_lines = svg.lines(&svg.legend_stroke("mean over seeds"));
+    // 2 settings x 4 quantities: a line per seed and one mean, plus the legend's (2 points).
+    assert_eq!(seed_lines.len(), 2 * 4 * 2 + 1);
+    assert_eq!(mean_lines.len(), 2 * 4 + 1);
+    // Every epoch is a point; the mean reaches the longest seed's last epoch.
+    assert_eq!(seed_lines[1..9], [5; 8]);
+    assert_eq!(seed_lines[9..], [5, 4, 5, 4, 5, 4, 5, 4]);
+    assert_eq!(mean_lines[1..], [5; 8]);
+}
+
+#[test]
+fn bad_history_files_are_refused_with_the_reason() {
+    let dir = TempDir::new("bad-history");
+    let mut skipped = history_fixture(4);
+    skipped["carma"]["loan"]["1"][2]["epoch"] = json!(7);
+    let skipped = dir.write("skipped.json", &skipped.to_string());
+    let o = carma(&[
+        "report",
+        "--history",
+        skipped.to_str().unwrap(),
+        "-o",
+        dir.path("out").to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("loan, seed 1: epoch 7 where epoch 3 was expected"),
+        "{err}"
+    );
+    // A runs.json given as a history.
+    let runs = dir.write("runs.json", &fixture("reference").to_string());
+    let o = carma(&[
+        "report",
+        "--history",
+        runs.to_str().unwrap(),
+        "-o",
+        dir.path("out").to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not a history.json of carma evaluate"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(entries(&dir.path("out")).is_empty());
+    // Neither --runs nor --history: a usage error.
+    let o = carma(&["report", "-o", dir.path("out").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -1,6 +1,6 @@
-//! Grouped bar charts in SVG with plotters: a figure is a title, a legend and a grid of panels;
-//! a panel is categories along x (features, numbers of actions, settings), one bar per series
-//! in each, optional error bars and horizontal reference lines.
+//! Figures in SVG with plotters: a title, a legend and a grid of panels. A bar panel has
+//! categories along x (features, numbers of actions, settings), one bar per series in each,
+//! optional error bars and horizontal reference lines; a curve panel has lines over epochs.
 
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -17,6 +17,8 @@ const LINE_H: u32 = 22;
 const LEGEND_H: u32 = 34;
 /// The share of a category's width the bars of a group take (the rest separates groups).
 const GROUP_WIDTH: f64 = 0.8;
+/// Room above and below a curve panel's lines, as a fraction of their range.
+const CURVE_PAD: f64 = 0.05;
 /// Error bar caps, as a fraction of a bar's width.
 const CAP_WIDTH: f64 = 0.6;
 const FONT: &str = "sans-serif";
@@ -47,19 +49,61 @@ pub struct Line {
     pub dashed: bool,
 }
 
+/// The colour of a solid reference line (the oracle's cost).
+pub const REFERENCE_COLOR: RGBColor = RGBColor(0, 0, 0);
+/// The colour of a dashed reference line (a target).
+pub const TARGET_COLOR: RGBColor = RGBColor(0x66, 0x66, 0x66);
+
 /// What a legend entry shows beside its text.
 #[derive(Debug, Clone, Copy)]
 pub enum Swatch {
     /// A bar's colour.
     Bar(RGBColor),
-    /// A reference line, dashed or solid.
+    /// A line, dashed or solid.
     Line {
+        /// Its colour.
+        color: RGBColor,
+        /// Its width, pixels.
+        width: u32,
         /// Dashed or solid.
         dashed: bool,
     },
 }
 
-/// One chart of a figure.
+/// One line of a curve panel.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Its colour.
+    pub color: RGBColor,
+    /// Its width, pixels.
+    pub width: u32,
+    /// Its points, in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A chart of lines (training curves).
+#[derive(Debug, Clone)]
+pub struct Curves {
+    /// Caption above the chart.
+    pub caption: String,
+    /// Text under the x axis.
+    pub x_desc: String,
+    /// Text beside the y axis.
+    pub y_desc: String,
+    /// The lines, drawn in order (the last on top).
+    pub curves: Vec<Curve>,
+}
+
+/// A panel of a figure.
+#[derive(Debug, Clone)]
+pub enum Plot {
+    /// Grouped bars.
+    Bars(Panel),
+    /// Lines.
+    Curves(Curves),
+}
+
+/// A chart of grouped bars.
 #[derive(Debug, Clone)]
 pub struct Panel {
     /// Caption above the chart.
@@ -90,7 +134,7 @@ pub struct Chart {
     /// Legend entries: text and swatch.
     pub legend: Vec<(String, Swatch)>,
     /// The panels, row by row.
-    pub panels: Vec<Panel>,
+    pub panels: Vec<Plot>,
     /// Panels per row.
     pub columns: usize,
     /// Each panel's width and height, pixels.
@@ -112,7 +156,10 @@ pub fn svg(chart: &Chart) -> Result<String, DrawError> {
         draw_header(&top, chart)?;
         let cells = body.split_evenly((rows, columns));
         for (cell, panel) in cells.iter().zip(&chart.panels) {
-            draw_panel(cell, panel)?;
+            match panel {
+                Plot::Bars(p) => draw_panel(cell, p)?,
+                Plot::Curves(c) => draw_curves(cell, c)?,
+            }
         }
         root.present()?;
     }
@@ -136,12 +183,17 @@ fn draw_header(area: &DrawingArea<SVGBackend<'_>, Shift>, chart: &Chart) -> Resu
                 area.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], color.filled()))?;
                 x += 20;
             }
-            Swatch::Line { dashed } => {
+            Swatch::Line {
+                color,
+                width,
+                dashed,
+            } => {
                 let points = [(x, y + 7), (x + 30, y + 7)];
+                let style = color.stroke_width(width);
                 if dashed {
-                    area.draw(&DashedPathElement::new(points, 6, 4, dashed_style()))?;
+                    area.draw(&DashedPathElement::new(points, 6, 4, style))?;
                 } else {
-                    area.draw(&PathElement::new(points, solid_style()))?;
+                    area.draw(&PathElement::new(points, style))?;
                 }
                 x += 36;
             }
@@ -154,11 +206,11 @@ fn draw_header(area: &DrawingArea<SVGBackend<'_>, Shift>, chart: &Chart) -> Resu
 }
 
 fn solid_style() -> ShapeStyle {
-    BLACK.stroke_width(2)
+    REFERENCE_COLOR.stroke_width(2)
 }
 
 fn dashed_style() -> ShapeStyle {
-    BLACK.mix(0.6).stroke_width(2)
+    TARGET_COLOR.stroke_width(2)
 }
 
 fn draw_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, panel: &Panel) -> Result<(), DrawError> {
@@ -237,6 +289,47 @@ fn draw_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, panel: &Panel) -> Resul
         } else {
             chart.draw_series(std::iter::once(PathElement::new(points, solid_style())))?;
         }
+    }
+    Ok(())
+}
+
+fn draw_curves(area: &DrawingArea<SVGBackend<'_>, Shift>, panel: &Curves) -> Result<(), DrawError> {
+    let points = || panel.curves.iter().flat_map(|c| c.points.iter());
+    let x_max = points().map(|p| p.0).fold(1.0, f64::max);
+    let (lo, hi) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.1), hi.max(p.1))
+    });
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    // A flat curve still gets an axis of some height.
+    let pad = if hi > lo {
+        (hi - lo) * CURVE_PAD
+    } else {
+        lo.abs().max(1.0) * CURVE_PAD
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.caption, (FONT, TEXT_PX + 2))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(1.0..x_max.max(2.0), (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc(&panel.x_desc)
+        .y_desc(&panel.y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style((FONT, TICK_PX))
+        .axis_desc_style((FONT, TICK_PX + 1))
+        .max_light_lines(0)
+        .draw()?;
+    for c in &panel.curves {
+        chart.draw_series(std::iter::once(PathElement::new(
+            c.points.clone(),
+            c.color.stroke_width(c.width),
+        )))?;
     }
     Ok(())
 }

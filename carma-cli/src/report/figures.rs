@@ -4,9 +4,13 @@
 use carma_train::evaluate::{Method, MethodSummary, Stat};
 use plotters::style::RGBColor;
 
-use super::draw::{Chart, Line, PANEL, Panel, Series, Swatch};
+use super::draw::{
+    Chart, Curve, Curves, Line, PANEL, Panel, Plot, REFERENCE_COLOR, Series, Swatch, TARGET_COLOR,
+};
+use super::history::HistoryFile;
 use super::runs::{RunsFile, SettingRuns, recipe_name};
 use crate::cmd::evaluate::{Recipe, TARGET_COST_RATIO, TARGET_COST_RATIO_STEEP};
+use crate::progress::EpochRecord;
 
 /// Panels per row in the figures with one panel per setting.
 const COLUMNS: usize = 2;
@@ -107,7 +111,7 @@ pub fn all(run: &RunsFile) -> (Vec<Figure>, Vec<String>) {
 /// over seeds (the paper's Fig. 7, 9, 10).
 pub fn rates(run: &RunsFile) -> Figure {
     let methods = methods_of(run);
-    let panels = run
+    let panels: Vec<Panel> = run
         .settings
         .iter()
         .map(|s| Panel {
@@ -145,7 +149,7 @@ pub fn rates(run: &RunsFile) -> Figure {
                 source(run),
             ],
             legend: legend(&methods),
-            panels,
+            panels: panels.into_iter().map(Plot::Bars).collect(),
             columns: COLUMNS,
             panel_size: PANEL,
         },
@@ -156,7 +160,7 @@ pub fn rates(run: &RunsFile) -> Figure {
 /// all seeds.
 pub fn actions(run: &RunsFile) -> Figure {
     let methods = methods_of(run);
-    let panels = run
+    let panels: Vec<Panel> = run
         .settings
         .iter()
         .map(|s| {
@@ -202,7 +206,7 @@ pub fn actions(run: &RunsFile) -> Figure {
                 source(run),
             ],
             legend: legend(&methods),
-            panels,
+            panels: panels.into_iter().map(Plot::Bars).collect(),
             columns: COLUMNS,
             panel_size: PANEL,
         },
@@ -271,10 +275,21 @@ pub fn cost(run: &RunsFile) -> Option<Figure> {
         .iter()
         .map(|s| (s.label.clone(), Swatch::Bar(s.color)))
         .collect();
-    legend.push(("oracle (1)".into(), Swatch::Line { dashed: false }));
+    legend.push((
+        "oracle (1)".into(),
+        Swatch::Line {
+            color: REFERENCE_COLOR,
+            width: 2,
+            dashed: false,
+        },
+    ));
     legend.push((
         format!("CARMA's target ({target:.2})"),
-        Swatch::Line { dashed: true },
+        Swatch::Line {
+            color: TARGET_COLOR,
+            width: 2,
+            dashed: true,
+        },
     ));
     let mut subtitle = vec![
         "Each method's mean cost over the oracle's on the same seed's individuals (an uncovered \
@@ -323,7 +338,7 @@ pub fn cost(run: &RunsFile) -> Option<Figure> {
             title: "Cost against the oracle".into(),
             subtitle,
             legend,
-            panels: vec![panel],
+            panels: vec![Plot::Bars(panel)],
             columns: 1,
             panel_size: WIDE_PANEL,
         },
@@ -399,7 +414,7 @@ pub fn preferences(run: &RunsFile) -> Option<Figure> {
                 ("loan-weighted".into(), Swatch::Bar(WEIGHTED_COLOR)),
             ],
             columns: 1,
-            panels,
+            panels: panels.into_iter().map(Plot::Bars).collect(),
             panel_size: WIDE_PANEL,
         },
     })
@@ -409,4 +424,114 @@ pub fn preferences(run: &RunsFile) -> Option<Figure> {
 fn summary(s: &SettingRuns, m: Method) -> Option<MethodSummary> {
     let scores = s.scores(m);
     (!scores.is_empty()).then(|| MethodSummary::of(&scores))
+}
+
+/// The training curves' panel, pixels (four to a row).
+const CURVE_PANEL: (u32, u32) = (440, 300);
+/// Each seed's curve.
+pub const SEED_COLOR: RGBColor = RGBColor(0xBB, 0xBB, 0xBB);
+
+/// What the training curves plot, per epoch: a name and the value (if recorded).
+type Quantity = (&'static str, fn(&EpochRecord) -> Option<f64>);
+
+/// CARMA's loss terms, multiplier and validation coverage per epoch (docs/MATH.md section 5).
+const QUANTITIES: [Quantity; 4] = [
+    ("cost term", |e| Some(e.cost)),
+    ("hinge", |e| Some(e.hinge)),
+    ("multiplier", |e| Some(e.lambda)),
+    ("validation coverage %", |e| {
+        e.val_coverage.map(|c| 100.0 * c)
+    }),
+];
+
+/// CARMA's training per setting: the mean cost term, mean hinge, multiplier and validation
+/// coverage per epoch, a thin line per seed and their mean over seeds.
+pub fn curves(h: &HistoryFile) -> Figure {
+    let mean_color = method_color(Method::Carma);
+    let mut panels = Vec::new();
+    for s in &h.settings {
+        for (name, value) in QUANTITIES {
+            let per_seed: Vec<Vec<(f64, f64)>> = s
+                .seeds
+                .iter()
+                .map(|(_, epochs)| {
+                    epochs
+                        .iter()
+                        .filter_map(|e| Some((e.epoch as f64, value(e)?)))
+                        .collect()
+                })
+                .collect();
+            let last = s.seeds.iter().map(|(_, e)| e.len()).max().unwrap_or(0);
+            let mean: Vec<(f64, f64)> = (1..=last)
+                .filter_map(|k| {
+                    let at: Vec<f64> = s
+                        .seeds
+                        .iter()
+                        .filter_map(|(_, e)| e.get(k - 1).and_then(value))
+                        .collect();
+                    (!at.is_empty()).then(|| (k as f64, Stat::of(at).mean))
+                })
+                .collect();
+            let mut lines: Vec<Curve> = per_seed
+                .into_iter()
+                .map(|points| Curve {
+                    color: SEED_COLOR,
+                    width: 1,
+                    points,
+                })
+                .collect();
+            lines.push(Curve {
+                color: mean_color,
+                width: 2,
+                points: mean,
+            });
+            panels.push(Plot::Curves(Curves {
+                caption: format!("{}: {name}", s.name),
+                x_desc: "epoch".into(),
+                y_desc: name.into(),
+                curves: lines,
+            }));
+        }
+    }
+    let seeds = h.settings.iter().map(|s| s.seeds.len()).max().unwrap_or(0);
+    Figure {
+        file_name: format!("{}-training-curves.svg", recipe_name(h.recipe)),
+        chart: Chart {
+            title: "CARMA's training".into(),
+            subtitle: vec![
+                "Per epoch: the mean cost term and hinge over the batches, the multiplier at the \
+                 epoch's end, the coverage on the validation split (docs/MATH.md section 5)."
+                    .into(),
+                format!(
+                    "The {} classifier recipe; {}.",
+                    recipe_name(h.recipe),
+                    h.path.file_name().map_or_else(
+                        || h.path.display().to_string(),
+                        |f| f.to_string_lossy().into_owned()
+                    )
+                ),
+            ],
+            legend: vec![
+                (
+                    format!("each seed (up to {})", seeds_text(seeds)),
+                    Swatch::Line {
+                        color: SEED_COLOR,
+                        width: 1,
+                        dashed: false,
+                    },
+                ),
+                (
+                    "mean over seeds".into(),
+                    Swatch::Line {
+                        color: mean_color,
+                        width: 2,
+                        dashed: false,
+                    },
+                ),
+            ],
+            panels,
+            columns: QUANTITIES.len(),
+            panel_size: CURVE_PANEL,
+        },
+    }
 }
