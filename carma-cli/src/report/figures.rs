@@ -1,5 +1,6 @@
-//! The figures of one runs file (the paper's Fig. 7, 9 and 10 and its preference case study):
-//! what each shows, computed from the seeds' scores, handed to [`super::draw`].
+//! The figures of one runs file (the paper's Fig. 7, 9 and 10 and its preference case study) and
+//! of one history file (CARMA's training curves): what each shows, computed from the seeds'
+//! scores or epochs, handed to [`super::draw`].
 
 use carma_train::evaluate::{Method, MethodSummary, Stat};
 use plotters::style::RGBColor;
@@ -24,7 +25,7 @@ const MIN_COST_AXIS: f64 = 1.4;
 /// The cost figure's y axis ends on a multiple of this.
 const COST_AXIS_STEP: f64 = 0.25;
 
-/// One figure to write: its file name in the output directory and its SVG text.
+/// One figure to write: its file name in the output directory and what to draw.
 #[derive(Debug, Clone)]
 pub struct Figure {
     /// File name, `<recipe>-<what>.svg`.
