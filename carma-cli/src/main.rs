@@ -14,6 +14,7 @@ mod explain;
 mod model;
 mod progress;
 mod recourse;
+mod report;
 mod rows;
 mod serve;
 
@@ -72,6 +73,12 @@ enum Command {
         carma evaluate --dataset loan,loan-weighted --seeds 3 --methods oracle,carma\n  \
         carma evaluate --dataset chain-lin --seeds 1 --fast --max-individuals 20")]
     Evaluate(cmd::evaluate::Args),
+    /// Draw SVG figures from the runs.json of `carma evaluate --out DIR`: intervention rates,
+    /// number of actions, cost against the oracle, Loan preferences, training curves.
+    #[command(after_help = "Example:\n  \
+        carma report --runs results/runs.json --history results/history.json -o results/figures\n  \
+        carma report --runs docs/runs.json --runs docs/runs-steep.json -o docs/figures")]
+    Report(report::Args),
     /// Run the brute-force oracle (docs/MATH.md, section 7) next to CARMA on a few rejected
     /// individuals.
     #[command(after_help = "Example:\n  \
@@ -112,6 +119,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
+        Command::Report(args) => report::run(args),
         Command::Oracle(args) => cmd::oracle::run(args),
         Command::Serve(args) => serve::run(args),
     }

@@ -80,3 +80,68 @@ impl Progress for Bars {
         }
     }
 }
+
+/// One CARMA training epoch as `history.json` keeps it (`carma_train::carma::CarmaEpoch`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean total loss over the epoch's batches.
+    pub loss: f64,
+    /// Mean cost term.
+    pub cost: f64,
+    /// Mean hinge.
+    pub hinge: f64,
+    /// The multiplier at the end of the epoch.
+    pub lambda: f64,
+    /// Validation coverage, a fraction (when validation data was given).
+    #[serde(default)]
+    pub val_coverage: Option<f64>,
+    /// Validation mean cost (when validation data was given).
+    #[serde(default)]
+    pub val_cost: Option<f64>,
+}
+
+/// Passes everything to another [`Progress`] and keeps CARMA's epochs.
+pub struct Recording<'a> {
+    inner: &'a mut dyn Progress,
+    /// CARMA's epochs so far, in order.
+    pub carma: Vec<EpochRecord>,
+}
+
+impl<'a> Recording<'a> {
+    /// Records what reaches `inner`.
+    pub fn new(inner: &'a mut dyn Progress) -> Recording<'a> {
+        Recording {
+            inner,
+            carma: Vec::new(),
+        }
+    }
+}
+
+impl Progress for Recording<'_> {
+    fn stage(&mut self, stage: Stage, epochs: usize) {
+        self.inner.stage(stage, epochs);
+    }
+
+    fn epoch(&mut self, stage: Stage, epoch: usize, loss: f64) {
+        self.inner.epoch(stage, epoch, loss);
+    }
+
+    fn done(&mut self, stage: Stage, summary: &str) {
+        self.inner.done(stage, summary);
+    }
+
+    fn carma_epoch(&mut self, e: &carma_train::carma::CarmaEpoch) {
+        self.carma.push(EpochRecord {
+            epoch: e.epoch,
+            loss: e.loss,
+            cost: e.cost,
+            hinge: e.hinge,
+            lambda: e.lambda,
+            val_coverage: e.val_coverage,
+            val_cost: e.val_cost,
+        });
+        self.inner.carma_epoch(e);
+    }
+}

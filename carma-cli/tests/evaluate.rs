@@ -100,7 +100,20 @@ fn fast_evaluate_writes_results_json_and_results_md_for_the_requested_methods() 
     ];
     let o = ok(carma(&args));
     let stdout = text(&o.stdout);
-    assert_eq!(dir.entries(), ["RESULTS.md", "results.json", "runs.json"]);
+    assert_eq!(
+        dir.entries(),
+        ["RESULTS.md", "history.json", "results.json", "runs.json"]
+    );
+    // CARMA's training, epoch by epoch, for the one seed trained.
+    let h: serde_json::Value = serde_json::from_str(&dir.read("history.json")).unwrap();
+    let epochs = h["carma"]["chain-lin"]["4"].as_array().unwrap();
+    assert!(!epochs.is_empty());
+    for (k, e) in epochs.iter().enumerate() {
+        assert_eq!(e["epoch"], k + 1);
+        for q in ["loss", "cost", "hinge", "lambda", "val_coverage"] {
+            assert!(e[q].is_number(), "epoch {}: {q} {}", k + 1, e[q]);
+        }
+    }
 
     let v: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
     let settings = v.as_object().unwrap();
@@ -229,6 +242,8 @@ fn resume_runs_only_the_missing_methods_and_refuses_other_options() {
     let first = ok(carma(&[&base[..], &["--methods", "carma"]].concat()));
     assert!(text(&first.stderr).contains("carma running"));
     let carma_first: serde_json::Value = serde_json::from_str(&dir.read("results.json")).unwrap();
+    // A runs.json written before history.json existed resumes as well.
+    fs::remove_file(dir.0.join("history.json")).unwrap();
     let second = ok(carma(
         &[&base[..], &["--methods", "carma,oracle", "--resume"]].concat(),
     ));
@@ -244,11 +259,20 @@ fn resume_runs_only_the_missing_methods_and_refuses_other_options() {
         carma_first["triangle-lin"]["carma"]
     );
     assert!(v["triangle-lin"]["oracle"]["cost_x100"]["mean"].is_number());
+    // The seed was trained again (for the oracle): its history is back.
+    let history = dir.read("history.json");
+    let h: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert!(
+        h["carma"]["triangle-lin"]["0"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    );
     // Everything present: nothing is trained again.
     let third = ok(carma(
         &[&base[..], &["--methods", "oracle", "--resume"]].concat(),
     ));
     assert!(text(&third.stderr).contains("scores reused"));
+    assert_eq!(dir.read("history.json"), history, "kept as it was");
     // Scores made with other options are not mixed in.
     let o = carma(
         &[

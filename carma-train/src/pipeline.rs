@@ -7,7 +7,7 @@
 
 use ndarray::{Array1, Array2, Axis};
 
-use crate::carma::{Carma, CarmaConfig, CarmaError, RecourseProblem};
+use crate::carma::{Carma, CarmaConfig, CarmaEpoch, CarmaError, RecourseProblem};
 use crate::classifier::{ACCEPT_THRESHOLD, Classifier, ClassifierConfig, ClassifierError};
 use crate::data::{DataError, Scaler, ScalerError, Table};
 use crate::export::{BundleSpec, CarmaSpec, ExportError, FlowSpec, GridFeature, MlpSpec};
@@ -169,6 +169,9 @@ pub trait Progress {
     fn epoch(&mut self, _stage: Stage, _epoch: usize, _loss: f64) {}
     /// A stage ended; `summary` says how it went, in one line.
     fn done(&mut self, _stage: Stage, _summary: &str) {}
+    /// A CARMA epoch ended with these loss terms, multiplier and validation figures (training
+    /// curves; [`Progress::epoch`] is told too).
+    fn carma_epoch(&mut self, _epoch: &CarmaEpoch) {}
 }
 
 /// Ignores progress.
@@ -636,6 +639,7 @@ fn fit_carma(
             if std::env::var_os("CARMA_DEBUG").is_some() {
                 eprintln!("{e:?}");
             }
+            progress.carma_epoch(&e);
             progress.epoch(Stage::Carma, e.epoch, e.loss)
         },
     )?;

@@ -3,8 +3,9 @@
 //! the causal flow and CARMA, then run the requested methods (oracle, optimizer, DiCE-VAE, CARMA)
 //! on the same rejected test individuals, score them, and summarize mean ± standard deviation
 //! over the seeds. Prints the table, the per-feature intervention rates and the distribution of
-//! the number of intervened features; with `--out`, writes `results.json` and `RESULTS.md`
-//! (atomically, after every seed, so a long run that stops keeps what it finished).
+//! the number of intervened features; with `--out`, writes `results.json`, `RESULTS.md`,
+//! `runs.json` and `history.json` (CARMA's training per epoch), atomically after every seed, so a
+//! long run that stops keeps what it finished.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +22,7 @@ use carma_train::io::write_atomic;
 use carma_train::scm::Dataset;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::Bars;
+use crate::progress::{Bars, EpochRecord, Recording};
 
 /// CARMA's coverage target, % (issue 4: "coverage ≥ 99.5 %").
 pub const TARGET_COVERAGE_PCT: f64 = 99.5;
@@ -132,8 +133,8 @@ pub struct Args {
     /// Threads for the oracle and the optimizer (default: every core; at most 256).
     #[arg(long, value_parser = crate::cmd::parse_jobs)]
     pub jobs: Option<NonZeroUsize>,
-    /// Directory for results.json, RESULTS.md and runs.json (every seed's scores), written
-    /// atomically after every seed.
+    /// Directory for results.json, RESULTS.md, runs.json (every seed's scores) and
+    /// history.json (CARMA's training per epoch), written atomically after every seed.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// With --out: reuse the scores in DIR/runs.json of an earlier run with the same --fast,
@@ -154,18 +155,18 @@ pub enum Recipe {
     Steep,
 }
 
-/// The options that make scores comparable across runs (`runs.json`).
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct RunOptions {
-    fast: bool,
-    epochs_scale: f64,
-    max_individuals: Option<usize>,
+/// The options that make scores comparable across runs (`runs.json`; `carma report` reads them).
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+pub(crate) struct RunOptions {
+    pub(crate) fast: bool,
+    pub(crate) epochs_scale: f64,
+    pub(crate) max_individuals: Option<usize>,
     #[serde(default = "reference")]
-    classifier: Recipe,
+    pub(crate) classifier: Recipe,
     #[serde(default)]
-    optimizer_individuals: Option<usize>,
+    pub(crate) optimizer_individuals: Option<usize>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    table5: bool,
+    pub(crate) table5: bool,
 }
 
 fn reference() -> Recipe {
@@ -173,13 +174,24 @@ fn reference() -> Recipe {
 }
 
 /// Every seed's scores: setting -> seed -> method name -> scores.
-type SeedScores = BTreeMap<String, BTreeMap<u64, BTreeMap<String, Scores>>>;
+pub(crate) type SeedScores = BTreeMap<String, BTreeMap<u64, BTreeMap<String, Scores>>>;
 
 /// `runs.json`: the options and every seed's scores.
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
-struct Runs {
-    options: RunOptions,
-    runs: SeedScores,
+pub(crate) struct Runs {
+    pub(crate) options: RunOptions,
+    pub(crate) runs: SeedScores,
+}
+
+/// CARMA's training per epoch: setting -> seed -> epochs.
+pub(crate) type SeedHistory = BTreeMap<String, BTreeMap<u64, Vec<EpochRecord>>>;
+
+/// `history.json`: the options and, per setting and seed trained, CARMA's epochs (beside
+/// runs.json rather than in it: 450 epochs x 80 seed-runs would multiply its size by ~20).
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub(crate) struct History {
+    pub(crate) options: RunOptions,
+    pub(crate) carma: SeedHistory,
 }
 
 /// The settings `--dataset` names, each once, in the order given (`all` expanded).
@@ -264,9 +276,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         runs: BTreeMap::new(),
     };
+    let mut history = History {
+        options: store.options.clone(),
+        carma: BTreeMap::new(),
+    };
     if let (true, Some(dir)) = (args.resume, &args.out) {
         store.runs = previous_runs(dir, &store.options)?;
+        history.carma = previous_history(dir, &store.options)?;
     }
+    let mut history_changed = false;
     let total = settings.len() * ctx.seeds.len();
     let mut collected = Collected::new();
     let mut done = 0;
@@ -299,16 +317,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     methods: missing,
                     ..opts.clone()
                 };
+                let mut bars = Bars::new();
+                let mut recording = Recording::new(&mut bars);
                 let runs = evaluate_seed_with(
                     setting,
                     seed,
                     &seed_opts,
-                    &mut Bars::new(),
+                    &mut recording,
                     &mut MethodLines::default().callback(),
                 )
                 .with_context(|| format!("{}, seed {seed}", setting.name))?;
                 for (method, scores) in runs {
                     have.insert(method.name().to_owned(), scores);
+                }
+                if !recording.carma.is_empty() {
+                    history
+                        .carma
+                        .entry(setting.name.clone())
+                        .or_default()
+                        .insert(seed, recording.carma);
+                    history_changed = true;
                 }
             }
             let per = collected.entry(setting.name.clone()).or_default();
@@ -324,6 +352,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 json.push('\n');
                 write_atomic(&path, json.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?;
+                // Rewritten only when a seed was trained: reading and writing JSON back can move
+                // a float's last digit (serde_json parses without `float_roundtrip`).
+                if history_changed {
+                    // Compact: it holds every epoch of every seed.
+                    let path = dir.join("history.json");
+                    let mut json = serde_json::to_string(&history)?;
+                    json.push('\n');
+                    write_atomic(&path, json.as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
             }
         }
     }
@@ -357,6 +395,28 @@ fn previous_runs(dir: &std::path::Path, options: &RunOptions) -> anyhow::Result<
         options
     );
     Ok(old.runs)
+}
+
+/// CARMA's training history of an earlier run in `dir/history.json` (none when the file is
+/// absent, as beside a runs.json written before it existed); refused when made with other
+/// options.
+fn previous_history(dir: &std::path::Path, options: &RunOptions) -> anyhow::Result<SeedHistory> {
+    let path = dir.join("history.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let old: History = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a history file of carma evaluate", path.display()))?;
+    anyhow::ensure!(
+        old.options == *options,
+        "{}: made with other options ({:?}, now {:?}); use another --out or drop --resume",
+        path.display(),
+        old.options,
+        options
+    );
+    Ok(old.carma)
 }
 
 /// One spinner per method while it runs, then a line with its scores (plain lines without a
