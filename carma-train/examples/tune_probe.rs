@@ -10,7 +10,7 @@
 //! or `steep`), seeds, then candidates. A candidate is `table5` (the paper's Table 5 row) or
 //! `default` (the trainer's defaults, which are Loan's row), followed by `+`-separated
 //! changes: `e<epochs>`, `lr<rate>`, `b<batch>`, `m<margin>`, `t<tau>`, `mh<width>x<depth>`,
-//! `ah<width>x<depth>`, `wd<decay>`. Flow overrides (every candidate): see `flow_overrides`.
+//! `ah<width>x<depth>`, `wd<decay>`, `kl<weight>`. Flow overrides (every candidate): see `flow_overrides`.
 
 use carma_train::carma::CarmaConfig;
 use carma_train::evaluate::{
@@ -41,6 +41,8 @@ fn candidate(spec: &str, ds: Dataset, weighted: bool) -> CarmaConfig {
             c.action_hidden = layers(v);
         } else if let Some(v) = p.strip_prefix("lr") {
             c.lr = v.parse().expect("lr");
+        } else if let Some(v) = p.strip_prefix("kl") {
+            c.kl_weight = v.parse().expect("kl weight");
         } else if let Some(v) = p.strip_prefix("wd") {
             c.weight_decay = v.parse().expect("wd");
         } else if let Some(v) = p.strip_prefix('e') {

@@ -41,6 +41,10 @@ pub const DEFAULT_DAMPING: f64 = 10.0;
 /// Step of the multiplier update `lambda <- max(0, lambda + step * H)` (docs/MATH.md section 5, CARMA training: 1).
 pub const DEFAULT_LAMBDA_STEP: f64 = 1.0;
 
+/// The KL weight of [`CarmaConfig::project`] where the paper's 1 lets the mask prior outweigh
+/// the cost (docs/MATH.md, section 5).
+pub const PROJECT_KL_WEIGHT: f64 = 0.1;
+
 /// CARMA hyperparameters, validated by [`CarmaConfig::check`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,6 +69,10 @@ pub struct CarmaConfig {
     pub damping: f64,
     /// Step of the multiplier update.
     pub lambda_step: f64,
+    /// Weight `beta` of the mask prior's KL in the loss (1, the paper's, by default;
+    /// docs/MATH.md section 5). Left out of the serialized settings when it is 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub kl_weight: f64,
     /// The gradient of the latent-shift clamp: `"inward"` (default) or `"zero"` (the paper's).
     pub clamp_gradient: ClampGradient,
     /// The latent-shift clamp's range: `"span"` (default) or `"range"` (the paper's).
@@ -118,6 +126,7 @@ impl Default for CarmaConfig {
             weight_decay: DEFAULT_WEIGHT_DECAY,
             damping: DEFAULT_DAMPING,
             lambda_step: DEFAULT_LAMBDA_STEP,
+            kl_weight: 1.0,
             clamp_gradient: ClampGradient::Inward,
             clamp_range: ClampRange::Span,
             seed: 0,
@@ -224,10 +233,16 @@ impl CarmaConfig {
     /// The project's settings for `dataset`: the paper's Table 5 row ([`CarmaConfig::table5`])
     /// except where a comparison on the recourse *validation* split found settings that cost
     /// clearly less with this project's classifier and flow (docs/MATH.md, section 5): chain-LIN
-    /// takes Loan's row (the trainer's defaults).
+    /// takes Loan's row (the trainer's defaults); chain-NLIN and weighted Loan weigh the mask
+    /// prior's KL by [`PROJECT_KL_WEIGHT`].
     pub fn project(dataset: crate::scm::Dataset, weighted: bool) -> Self {
-        match dataset {
-            crate::scm::Dataset::ChainLin => Self::default(),
+        use crate::scm::Dataset as D;
+        match (dataset, weighted) {
+            (D::ChainLin, _) => Self::default(),
+            (D::ChainNlin, _) | (D::Loan, true) => Self {
+                kl_weight: PROJECT_KL_WEIGHT,
+                ..Self::table5(dataset, weighted)
+            },
             _ => Self::table5(dataset, weighted),
         }
     }
@@ -267,6 +282,7 @@ impl CarmaConfig {
             ("weight_decay", self.weight_decay),
             ("damping", self.damping),
             ("lambda_step", self.lambda_step),
+            ("kl_weight", self.kl_weight),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return bad(name, value.to_string(), "a number >= 0");
@@ -371,7 +387,7 @@ pub struct LossParts {
     pub kl: f64,
     /// Hinge `H`.
     pub hinge: f64,
-    /// `C + KL + (lambda - c H) H`.
+    /// `C + beta KL + (lambda - c H) H`.
     pub total: f64,
 }
 
@@ -384,6 +400,8 @@ pub struct Lagrangian {
     pub lambda: f64,
     /// Damping `c`.
     pub damping: f64,
+    /// Weight `beta` of the mask prior's KL.
+    pub kl_weight: f64,
 }
 
 /// How the mask is drawn in a training step.
@@ -394,6 +412,10 @@ pub enum MaskMode {
     /// The relaxed (soft) Gumbel-softmax sample forward and backward; exactly
     /// differentiable, used to check the gradients.
     Relaxed,
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 fn sigmoid(t: f64) -> f64 {
@@ -567,6 +589,7 @@ impl Carma {
                         margin: cfg.margin,
                         lambda,
                         damping: cfg.damping,
+                        kl_weight: cfg.kl_weight,
                     },
                     MaskMode::StraightThrough,
                 );
@@ -647,6 +670,7 @@ impl Carma {
             margin,
             lambda,
             damping,
+            kl_weight,
         } = lagrangian;
         let (bsz, d) = (x.nrows(), self.d());
         let bf = bsz as f64;
@@ -703,7 +727,7 @@ impl Carma {
                 // dKL/dq1 = ln(q1/p1) - ln(q0/p0); dq1/dphi1 = q0 q1 = -dq1/dphi0.
                 let dq1 =
                     (q1.max(f64::MIN_POSITIVE) / p1).ln() - (q0.max(f64::MIN_POSITIVE) / p0).ln();
-                let g = dq1 * q0 * q1 / bf;
+                let g = kl_weight * dq1 * q0 * q1 / bf;
                 g_phi[[b, 2 * i + 1]] += g;
                 g_phi[[b, 2 * i]] -= g;
             }
@@ -712,7 +736,7 @@ impl Carma {
         let hinge_terms = p.mapv(|pb| (margin - (2.0 * pb - 1.0)).max(0.0));
         let hinge = hinge_terms.sum() / bf;
         let coef = lambda - damping * hinge;
-        let total = cost + kl + coef * hinge;
+        let total = cost + kl_weight * kl + coef * hinge;
 
         // Backward: cost and hinge to x_cf and m.
         let mut g_m = Array2::zeros((bsz, d));

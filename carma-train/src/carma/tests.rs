@@ -51,6 +51,16 @@ fn tiny_parts() -> (CausalFlow, Classifier, Carma) {
 /// the Gumbel noise fixed and the relaxed sample so the loss is differentiable.
 #[test]
 fn end_to_end_gradients_match_finite_differences() {
+    gradients_match_finite_differences(1.0);
+}
+
+/// The same with the mask prior's KL down-weighted (`CarmaConfig::kl_weight`).
+#[test]
+fn end_to_end_gradients_match_finite_differences_with_a_kl_weight() {
+    gradients_match_finite_differences(0.3);
+}
+
+fn gradients_match_finite_differences(kl_weight: f64) {
     let (flow, clf, mut carma) = tiny_parts();
     let x = random_x(7, 1);
     let z = flow.abduct(&x);
@@ -62,6 +72,7 @@ fn end_to_end_gradients_match_finite_differences() {
             margin: 0.9,
             lambda: 1.5,
             damping: DEFAULT_DAMPING,
+            kl_weight,
         },
     );
     let base =
@@ -75,7 +86,7 @@ fn end_to_end_gradients_match_finite_differences() {
     let coef = lag.lambda - lag.damping * base.hinge;
     let objective = |c: &mut Carma| {
         let parts = c.loss_and_backward(&flow, &clf, &x, &z, &noise, tau, lag, MaskMode::Relaxed);
-        parts.cost + parts.kl + coef * parts.hinge
+        parts.cost + lag.kl_weight * parts.kl + coef * parts.hinge
     };
     carma.mask_net.zero_grad();
     carma.action_net.zero_grad();
@@ -114,6 +125,7 @@ fn straight_through_mask_is_hard_and_respects_actionability() {
             margin: 0.01,
             lambda: 0.0,
             damping: DEFAULT_DAMPING,
+            kl_weight: 1.0,
         },
         MaskMode::StraightThrough,
     );
@@ -252,6 +264,7 @@ fn the_inward_clamp_gradient_pulls_clamped_shifts_back_and_the_exact_one_does_no
         margin: 0.9,
         lambda: 2.0,
         damping: DEFAULT_DAMPING,
+        kl_weight: 1.0,
     };
     let grads = |rule: ClampGradient| {
         let mut c = base.clone();
