@@ -593,8 +593,12 @@ fn results_document(ctx: &Report<'_>, collected: &Collected, complete: bool) -> 
          Classifier recipe: {}. {}\n",
         if ctx.opts.tiny {
             "the tiny smoke-test configuration, not the paper's"
+        } else if ctx.opts.table5 {
+            "the paper's settings exactly: Table 5's CARMA rows, its flow everywhere"
         } else {
-            "the paper's configuration"
+            "the project's settings: the paper's, except chain-LIN's CARMA row, the NLIN chains' \
+             flow and the KL weight on chain-NLIN and weighted Loan, chosen on the validation split \
+             (docs/MATH.md, sections 4-5)"
         },
         if ctx.opts.epochs_scale == 1.0 {
             String::new()
