@@ -121,7 +121,8 @@ fn refined_all(bundle: &Bundle<'_>, rows: &[Vec<f32>], h: &mut Digest) -> usize 
                 Err(_) => errors += 1,
             }
         }
-        match bundle.recommend_alternatives(x, &option_sets[0], &mut outs, &mut recs, &mut scratch) {
+        match bundle.recommend_alternatives(x, &option_sets[0], &mut outs, &mut recs, &mut scratch)
+        {
             Ok(n) => {
                 h.add(n as u32);
                 for (r, o) in recs.iter().zip(outs.chunks_exact(d.max(1))).take(n) {

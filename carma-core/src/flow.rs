@@ -53,6 +53,27 @@ pub(crate) struct Fixed<'t> {
     pub values: &'t [f32],
 }
 
+/// Output sums a one-layer flow's tracked inversion keeps between calls
+/// that start from the same latent with the same [`Track::factual`]
+/// (refinement's trials, docs/MATH.md, section 6).
+///
+/// Up to and including the first position `p` of the order whose feature
+/// is moved, such a call computes the same values: the features before `p`
+/// take their factual values and `v` still holds the latent everywhere
+/// else, so the hidden units computable at step `p` are the same bits in
+/// every call. Their contribution to each later feature's shift and
+/// log-scale (the first part of that feature's sum, in input order) is
+/// kept here; a later call with the same `p` skips those units and
+/// continues the sums (with the bits of one sum, see `Dense::accumulate`).
+#[derive(Debug)]
+pub(crate) struct Prefix<'c> {
+    /// The position `p` the sums are for; `None` while there are none.
+    pub at: &'c mut Option<usize>,
+    /// `2 D` values: the partial sums of outputs `2 i, 2 i + 1` for every
+    /// feature `i` at or after position `p`.
+    pub sums: &'c mut [f32],
+}
+
 /// A validated flow whose weights stay in the bundle bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Flow<'a> {
@@ -343,14 +364,25 @@ impl<'a> Flow<'a> {
         track: Option<Track<'_>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
-        self.invert_fixed(v, track, None, scratch)
+        self.invert_fixed(v, track, None, None, scratch)
     }
 
+    /// [`Flow::invert`] with hard interventions `fixed` (see there), reusing
+    /// and filling `prefix` (one hidden layer and tracking only; ignored
+    /// otherwise).
+    ///
+    /// Two kinds of hidden units are not computed, neither of which
+    /// changes a bit of the result: with `fixed`, those that become
+    /// computable after the last feature solved from its latent (every
+    /// later feature is intervened, so nothing reads them); and with a
+    /// `prefix` for this call's first moved position, those whose
+    /// contribution it holds.
     fn invert_fixed(
         &self,
         v: &mut [f32],
         track: Option<Track<'_>>,
         fixed: Option<Fixed<'_>>,
+        prefix: Option<Prefix<'_>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -369,6 +401,17 @@ impl<'a> Flow<'a> {
             .ok_or(too_small)?;
         let n_hidden = self.n_hidden();
         let tracking = track.is_some();
+        let mut prefix = prefix
+            .filter(|p| tracking && self.n_layers == 1 && n_hidden == 1 && p.sums.len() >= 2 * d);
+        // The last position solved from its latent: past it every feature
+        // is intervened, and no hidden unit computed there would be read.
+        let last_solved = match fixed {
+            Some(f) => self
+                .order
+                .iter()
+                .rposition(|&k| !f.set.contains(usize::from(k))),
+            None => d.checked_sub(1),
+        };
         // Features of the current layer's output that differ from the factual.
         let mut moved = track.as_ref().map_or(FeatureSet::first(d), |t| t.moved);
         for l in (0..self.n_layers).rev() {
@@ -399,10 +442,25 @@ impl<'a> Flow<'a> {
             } else {
                 None
             };
+            // The first moved position, and whether `prefix` holds its sums
+            // (then the hidden units up to its step are not computed).
+            let touched = fixed.map_or(moved, |f| moved.union(f.set));
+            let first_moved = self
+                .order
+                .iter()
+                .position(|&f| touched.contains(usize::from(f)));
+            let mut prefix_ready = None;
+            if let (Some(p), Some(at)) = (prefix.as_ref(), first_moved) {
+                if *p.at == Some(at) {
+                    prefix_ready = Some(at);
+                }
+            }
             for (t, &feature) in self.order.iter().enumerate() {
                 // While nothing changed every flag is 0, as the scratch already holds.
                 let flagging = !changed.is_empty() && last_asking.is_some_and(|p| p >= t);
-                for (h, dense) in mlp.layers().take(n_hidden).enumerate() {
+                let skip =
+                    prefix_ready.is_some_and(|p| t <= p) || last_solved.is_none_or(|s| t > s);
+                for (h, dense) in mlp.layers().take(n_hidden).enumerate().filter(|_| !skip) {
                     let core::ops::Range { start: lo, end: hi } = self.newly_ready(l, h, t);
                     if h > 0 {
                         // The previous layer's units computed at this step
@@ -435,6 +493,10 @@ impl<'a> Flow<'a> {
                             dense.mark_readers(lo, self.known(l, h - 1, t, prev_flags), f);
                         }
                     }
+                }
+                if let (Some(p), true) = (prefix.as_mut(), !skip && first_moved == Some(t)) {
+                    self.fill_prefix(l, t, &out, hidden, p);
+                    prefix_ready = Some(t);
                 }
                 let i = usize::from(feature);
                 if let Some(value) = fixed
@@ -469,13 +531,27 @@ impl<'a> Flow<'a> {
                         self.known(l, n_hidden - 1, t, self.last_hidden(hidden))
                     };
                     let (mut shift, mut ls) = (0.0, 0.0);
-                    out.each_unit(2 * i..2 * i + 2, last, |j, value| {
-                        if j % 2 == 0 {
-                            shift = value;
-                        } else {
-                            ls = soft_clip(value);
+                    match (prefix.as_ref(), prefix_ready) {
+                        (Some(p), Some(at)) => {
+                            // The kept sums over the units up to step `at`,
+                            // continued over the units computed since.
+                            let mut acc = [
+                                p.sums.get(2 * i).copied().unwrap_or(0.0),
+                                p.sums.get(2 * i + 1).copied().unwrap_or(0.0),
+                            ];
+                            let from = self.ready(l, 0, at);
+                            out.accumulate(2 * i..2 * i + 2, from..last.len(), last, &mut acc);
+                            shift = acc[0] + out.bias(2 * i);
+                            ls = soft_clip(acc[1] + out.bias(2 * i + 1));
                         }
-                    });
+                        _ => out.each_unit(2 * i..2 * i + 2, last, |j, value| {
+                            if j % 2 == 0 {
+                                shift = value;
+                            } else {
+                                ls = soft_clip(value);
+                            }
+                        }),
+                    }
                     changed.insert(i);
                     if let Some(f) = input_flags.get_mut(i) {
                         *f = 1.0;
@@ -491,6 +567,29 @@ impl<'a> Flow<'a> {
         Ok(moved)
     }
 
+    /// Fills `prefix` with the sums of the units of the (only) hidden layer
+    /// computable at step `t` for the outputs of every feature from
+    /// position `t` on, and marks it as for `t`.
+    fn fill_prefix(
+        &self,
+        l: usize,
+        t: usize,
+        out: &Dense<'_>,
+        hidden: &[f32],
+        prefix: &mut Prefix<'_>,
+    ) {
+        let known = self.known(l, 0, t, hidden);
+        for &f in self.order.get(t..).unwrap_or_default() {
+            let i = usize::from(f);
+            let mut acc = [0.0f32; 2];
+            out.accumulate(2 * i..2 * i + 2, 0..known.len(), known, &mut acc);
+            if let Some(s) = prefix.sums.get_mut(2 * i..2 * i + 2) {
+                s.copy_from_slice(&acc);
+            }
+        }
+        *prefix.at = Some(t);
+    }
+
     /// The counterfactual under hard interventions: `z` holds the factual
     /// latent on entry and `x~_cf` on exit, where every feature of
     /// `fixed.set` takes its given value exactly and every other feature is
@@ -503,12 +602,20 @@ impl<'a> Flow<'a> {
     /// topological order, gets the latent that produces its value: invert,
     /// set the value, abduct that feature's latent; then one last inversion.
     /// `aux` holds `2 D` values (the trial point and a copy of the latent).
+    ///
+    /// With `reuse`, a one-layer flow keeps in `aux` the sums of the
+    /// unchanged start of the inversion ([`Prefix`]), for the position
+    /// `reuse` names, and reuses them in later calls: every call given the
+    /// same `reuse` must start from the same latent `z` with the same
+    /// `track` factual (set it to `None` when they change). The result is
+    /// the same bits with or without it.
     pub(crate) fn invert_do(
         &self,
         z: &mut [f32],
         track: Option<Track<'_>>,
         fixed: Fixed<'_>,
         aux: &mut [f32],
+        reuse: Option<&mut Option<usize>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -517,7 +624,8 @@ impl<'a> Flow<'a> {
             factual: t.factual,
         });
         if self.n_layers == 1 {
-            return self.invert_fixed(z, moved, Some(fixed), scratch);
+            let prefix = reuse.map(|at| Prefix { at, sums: aux });
+            return self.invert_fixed(z, moved, Some(fixed), prefix, scratch);
         }
         let too_small = InputError::ScratchTooSmall {
             needed: 2 * d,

@@ -185,6 +185,9 @@ struct Refiner<'b, 'a> {
     /// The trial's counterfactual.
     trial: &'b mut [f32],
     aux: &'b mut [f32],
+    /// The position whose sums a one-layer flow keeps in `aux` between
+    /// evaluations (`Flow::invert_do`): they all start from `z` and `factual`.
+    prefix_at: Option<usize>,
     inner: &'b mut [f32],
     /// Each feature's allowed interval, standardized.
     lo: [f32; MAX_FEATURES],
@@ -257,10 +260,14 @@ impl Refiner<'_, '_> {
             set,
             values: self.values,
         };
-        let changed =
-            self.bundle
-                .flow()
-                .invert_do(self.trial, Some(track), fixed, self.aux, self.inner)?;
+        let changed = self.bundle.flow().invert_do(
+            self.trial,
+            Some(track),
+            fixed,
+            self.aux,
+            Some(&mut self.prefix_at),
+            self.inner,
+        )?;
         finite(self.trial, Quantity::Reconstruction)?;
         round_consequences(self.bundle, self.trial, changed.difference(set));
         let p = self.bundle.classify_unchecked(self.trial, self.inner)?;
@@ -505,6 +512,7 @@ impl<'a> Bundle<'a> {
                 values,
                 trial,
                 aux,
+                prefix_at: None,
                 inner,
                 lo: lo_std,
                 hi: hi_std,
