@@ -53,24 +53,43 @@ pub(crate) struct Fixed<'t> {
     pub values: &'t [f32],
 }
 
-/// Output sums a one-layer flow's tracked inversion keeps between calls
-/// that start from the same latent with the same [`Track::factual`]
-/// (refinement's trials, docs/MATH.md, section 6).
+/// What a one-layer flow's tracked inversions under interventions keep
+/// between calls that start from the same latent with the same
+/// [`Track::factual`] (refinement's trials, docs/MATH.md, section 6), so
+/// that later calls do less work for the same bits.
 ///
-/// Up to and including the first position `p` of the order whose feature
-/// is moved, such a call computes the same values: the features before `p`
-/// take their factual values and `v` still holds the latent everywhere
-/// else, so the hidden units computable at step `p` are the same bits in
-/// every call. Their contribution to each later feature's shift and
-/// log-scale (the first part of that feature's sum, in input order) is
-/// kept here; a later call with the same `p` skips those units and
-/// continues the sums (with the bits of one sum, see `Dense::accumulate`).
+/// - Prefix sums. Up to and including the first position `p` of the order
+///   whose feature is moved or intervened, every such call computes the
+///   same values: the features before `p` take their factual values and
+///   `v` still holds the latent everywhere else, so the hidden units
+///   computable at step `p` are the same bits in every call. Their
+///   contribution to each later feature's shift and log-scale (the first
+///   part of that feature's sum, in input order) is kept; a later call with
+///   the same `p` skips those units and continues the sums (the bits of
+///   one sum, see `Dense::accumulate`).
+/// - A plan. Which features an inversion solves from their latents and
+///   which keep their factual values depends only on the moved and
+///   intervened sets (and the weights), not on the values: the change
+///   flags follow non-zero weights. Once a general inversion has found the
+///   changed features for those sets, a later call with the same sets
+///   solves just those, without the flags, and computes only the hidden
+///   units they read after the prefix.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Memo {
+    /// The position `p` whose prefix sums are kept; `None` while there are none.
+    prefix_at: Option<usize>,
+    /// The last general inversion's moved and intervened sets, and the
+    /// features it found changed.
+    plan: Option<(FeatureSet, FeatureSet, FeatureSet)>,
+}
+
+/// A [`Memo`] and where its prefix sums are kept.
 #[derive(Debug)]
-pub(crate) struct Prefix<'c> {
-    /// The position `p` the sums are for; `None` while there are none.
-    pub at: &'c mut Option<usize>,
-    /// `2 D` values: the partial sums of outputs `2 i, 2 i + 1` for every
-    /// feature `i` at or after position `p`.
+pub(crate) struct Reuse<'c> {
+    /// What earlier calls left.
+    pub memo: &'c mut Memo,
+    /// `2 D` values: the prefix sums of outputs `2 i, 2 i + 1` for every
+    /// feature `i` at or after position `memo.prefix_at`.
     pub sums: &'c mut [f32],
 }
 
@@ -367,22 +386,22 @@ impl<'a> Flow<'a> {
         self.invert_fixed(v, track, None, None, scratch)
     }
 
-    /// [`Flow::invert`] with hard interventions `fixed` (see there), reusing
-    /// and filling `prefix` (one hidden layer and tracking only; ignored
-    /// otherwise).
+    /// [`Flow::invert`] with hard interventions `fixed` (see there), using
+    /// and updating `reuse` ([`Memo`]; one hidden layer and tracking only,
+    /// ignored otherwise).
     ///
     /// Two kinds of hidden units are not computed, neither of which
     /// changes a bit of the result: with `fixed`, those that become
     /// computable after the last feature solved from its latent (every
-    /// later feature is intervened, so nothing reads them); and with a
-    /// `prefix` for this call's first moved position, those whose
-    /// contribution it holds.
+    /// later feature is intervened, so nothing reads them); and with
+    /// prefix sums for this call's first moved position, those whose
+    /// contribution they hold.
     fn invert_fixed(
         &self,
         v: &mut [f32],
         track: Option<Track<'_>>,
         fixed: Option<Fixed<'_>>,
-        prefix: Option<Prefix<'_>>,
+        reuse: Option<Reuse<'_>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -401,8 +420,17 @@ impl<'a> Flow<'a> {
             .ok_or(too_small)?;
         let n_hidden = self.n_hidden();
         let tracking = track.is_some();
-        let mut prefix = prefix
+        let mut prefix = reuse
             .filter(|p| tracking && self.n_layers == 1 && n_hidden == 1 && p.sums.len() >= 2 * d);
+        if let (Some(r), Some(f), Some(t)) = (prefix.as_mut(), fixed, track.as_ref()) {
+            if let Some((_, _, changed)) =
+                r.memo.plan.filter(|&(m, s, _)| m == t.moved && s == f.set)
+            {
+                if self.invert_planned(v, t.factual, f, changed, r, hidden) {
+                    return Ok(changed);
+                }
+            }
+        }
         // The last position solved from its latent: past it every feature
         // is intervened, and no hidden unit computed there would be read.
         let last_solved = match fixed {
@@ -451,7 +479,7 @@ impl<'a> Flow<'a> {
                 .position(|&f| touched.contains(usize::from(f)));
             let mut prefix_ready = None;
             if let (Some(p), Some(at)) = (prefix.as_ref(), first_moved) {
-                if *p.at == Some(at) {
+                if p.memo.prefix_at == Some(at) {
                     prefix_ready = Some(at);
                 }
             }
@@ -564,6 +592,9 @@ impl<'a> Flow<'a> {
             }
             moved = changed;
         }
+        if let (Some(r), Some(f), Some(t)) = (prefix, fixed, track) {
+            r.memo.plan = Some((t.moved, f.set, moved));
+        }
         Ok(moved)
     }
 
@@ -576,7 +607,7 @@ impl<'a> Flow<'a> {
         t: usize,
         out: &Dense<'_>,
         hidden: &[f32],
-        prefix: &mut Prefix<'_>,
+        prefix: &mut Reuse<'_>,
     ) {
         let known = self.known(l, 0, t, hidden);
         for &f in self.order.get(t..).unwrap_or_default() {
@@ -587,7 +618,107 @@ impl<'a> Flow<'a> {
                 s.copy_from_slice(&acc);
             }
         }
-        *prefix.at = Some(t);
+        prefix.memo.prefix_at = Some(t);
+    }
+
+    /// The inversion of one planned call (see [`Memo`]): `v` holds the
+    /// latent, `changed` is what a general inversion with the same moved
+    /// and intervened sets found changed. The features before the first of
+    /// them take their `factual` values, the intervened ones theirs, the
+    /// changed ones are solved from their latents and the rest keep their
+    /// factual values: what the general inversion computes, without the
+    /// change flags and with only the hidden units the solved features read
+    /// after the prefix. The prefix sums are filled first if they are for
+    /// another position. False (and nothing written) if the flow, the
+    /// inputs or the scratch are not the plan's shape; then the general
+    /// inversion runs.
+    fn invert_planned(
+        &self,
+        v: &mut [f32],
+        factual: &[f32],
+        fixed: Fixed<'_>,
+        changed: FeatureSet,
+        reuse: &mut Reuse<'_>,
+        hidden: &mut [f32],
+    ) -> bool {
+        let d = self.d;
+        let (Some(mlp), true) = (
+            self.layer(0),
+            v.len() == d && factual.len() >= d && fixed.values.len() >= d,
+        ) else {
+            return false;
+        };
+        let (Some(first), Some(out)) = (mlp.layer(0), mlp.layer(1)) else {
+            return false;
+        };
+        if self.n_layers != 1 || self.n_hidden() != 1 || hidden.len() < first.n_out() {
+            return false;
+        }
+        let touched = changed.union(fixed.set);
+        let Some(start) = self
+            .order
+            .iter()
+            .position(|&f| touched.contains(usize::from(f)))
+        else {
+            // Nothing moves: every feature keeps its factual value.
+            for (x, &f) in v.iter_mut().zip(factual) {
+                *x = f;
+            }
+            return true;
+        };
+        let solved = changed.difference(fixed.set);
+        let last = self
+            .order
+            .iter()
+            .rposition(|&f| solved.contains(usize::from(f)));
+        if last.is_some() && reuse.memo.prefix_at != Some(start) {
+            // The units of steps 0 to `start`, each from the values the
+            // general inversion has at its step.
+            for (t, &f) in self.order.iter().enumerate().take(start + 1) {
+                let core::ops::Range { start: lo, end: hi } = self.newly_ready(0, 0, t);
+                if lo < hi {
+                    let cur = hidden.get_mut(lo..hi).unwrap_or_default();
+                    first.forward_rows(lo, v, HIDDEN, cur);
+                }
+                let i = usize::from(f);
+                if t < start {
+                    if let (Some(x), Some(&fx)) = (v.get_mut(i), factual.get(i)) {
+                        *x = fx;
+                    }
+                }
+            }
+            self.fill_prefix(0, start, &out, hidden, reuse);
+        }
+        let from = self.ready(0, 0, start);
+        for (t, &f) in self.order.iter().enumerate() {
+            let i = usize::from(f);
+            if t > start && last.is_some_and(|s| t <= s) {
+                let core::ops::Range { start: lo, end: hi } = self.newly_ready(0, 0, t);
+                if lo < hi {
+                    let cur = hidden.get_mut(lo..hi).unwrap_or_default();
+                    first.forward_rows(lo, v, HIDDEN, cur);
+                }
+            }
+            let value = if fixed.set.contains(i) {
+                fixed.values.get(i).copied()
+            } else if solved.contains(i) {
+                let mut acc = [
+                    reuse.sums.get(2 * i).copied().unwrap_or(0.0),
+                    reuse.sums.get(2 * i + 1).copied().unwrap_or(0.0),
+                ];
+                let to = self.ready(0, 0, t);
+                out.accumulate(2 * i..2 * i + 2, from..to, hidden, &mut acc);
+                let shift = acc[0] + out.bias(2 * i);
+                let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
+                v.get(i).map(|&z| (z - shift) / libm::expf(ls))
+            } else {
+                factual.get(i).copied()
+            };
+            if let (Some(x), Some(value)) = (v.get_mut(i), value) {
+                *x = value;
+            }
+        }
+        true
     }
 
     /// The counterfactual under hard interventions: `z` holds the factual
@@ -603,19 +734,18 @@ impl<'a> Flow<'a> {
     /// set the value, abduct that feature's latent; then one last inversion.
     /// `aux` holds `2 D` values (the trial point and a copy of the latent).
     ///
-    /// With `reuse`, a one-layer flow keeps in `aux` the sums of the
-    /// unchanged start of the inversion ([`Prefix`]), for the position
-    /// `reuse` names, and reuses them in later calls: every call given the
-    /// same `reuse` must start from the same latent `z` with the same
-    /// `track` factual (set it to `None` when they change). The result is
-    /// the same bits with or without it.
+    /// With `memo`, a one-layer flow keeps there and in `aux` what later
+    /// calls can reuse ([`Memo`]): every call given the same `memo` must
+    /// start from the same latent `z` with the same `track` factual (start
+    /// a new `Memo` when they change). The result is the same bits with or
+    /// without it.
     pub(crate) fn invert_do(
         &self,
         z: &mut [f32],
         track: Option<Track<'_>>,
         fixed: Fixed<'_>,
         aux: &mut [f32],
-        reuse: Option<&mut Option<usize>>,
+        memo: Option<&mut Memo>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -624,8 +754,8 @@ impl<'a> Flow<'a> {
             factual: t.factual,
         });
         if self.n_layers == 1 {
-            let prefix = reuse.map(|at| Prefix { at, sums: aux });
-            return self.invert_fixed(z, moved, Some(fixed), prefix, scratch);
+            let reuse = memo.map(|memo| Reuse { memo, sums: aux });
+            return self.invert_fixed(z, moved, Some(fixed), reuse, scratch);
         }
         let too_small = InputError::ScratchTooSmall {
             needed: 2 * d,
