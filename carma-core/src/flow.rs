@@ -828,6 +828,89 @@ impl<'a> Flow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Bundle;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Tracked inversions under interventions, one person at a time, with
+    /// one `Memo` per person (as refinement keeps it) and without: every
+    /// output bit and changed set agree, whether the call is a plan's or
+    /// the prefix sums' first or a later one.
+    #[test]
+    fn a_memo_never_changes_an_inversion() {
+        let bundles: [&[u8]; 4] = [
+            include_bytes!("../../fixtures/bench/loan.carma"),
+            include_bytes!("../../fixtures/golden/chain-nlin.carma"),
+            include_bytes!("../../fixtures/golden/triangle-nlin.carma"),
+            include_bytes!("../../fixtures/golden/collider-lin.carma"),
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let mut planned = 0;
+        for bytes in bundles {
+            let bundle = Bundle::new(bytes).expect("fixture decodes");
+            let flow = bundle.flow();
+            let d = flow.n_features();
+            let mut scratch = [0.0f32; 1024];
+            for _ in 0..40 {
+                let x: [f32; MAX_FEATURES] =
+                    core::array::from_fn(|_| rng.random_range(-2.0f32..2.0));
+                let mut factual = [0.0f32; 4 * MAX_FEATURES];
+                let (x_std, saved) = factual.split_at_mut(d);
+                x_std.copy_from_slice(&x[..d]);
+                let mut z = [0.0f32; MAX_FEATURES];
+                z[..d].copy_from_slice(&x[..d]);
+                flow.abduct(&mut z[..d], saved, &mut scratch)
+                    .expect("abduct");
+                let factual = &factual[..flow.n_layers() * d];
+                let mut memo = Memo::default();
+                // The memo's sums live here between calls.
+                let mut aux = [0.0f32; 2 * MAX_FEATURES];
+                // A few sets, each tried several times in a row with new
+                // values, then the first again.
+                let sets: [FeatureSet; 3] =
+                    core::array::from_fn(|_| FeatureSet::from_bits(rng.random::<u64>()));
+                for step in 0..16 {
+                    let set = sets[(step / 4) % 3].intersection(FeatureSet::first(d));
+                    let values: [f32; MAX_FEATURES] =
+                        core::array::from_fn(|_| rng.random_range(-3.0f32..3.0));
+                    let track = Track {
+                        moved: set,
+                        factual,
+                    };
+                    let fixed = Fixed {
+                        set,
+                        values: &values[..d],
+                    };
+                    let mut plain = z;
+                    let a = flow.invert_do(
+                        &mut plain[..d],
+                        Some(track),
+                        fixed,
+                        &mut aux[..2 * d],
+                        None,
+                        &mut scratch,
+                    );
+                    let mut reused = z;
+                    let hit = memo.plan.is_some_and(|(m, s, _)| m == set && s == set);
+                    let b = flow.invert_do(
+                        &mut reused[..d],
+                        Some(track),
+                        fixed,
+                        &mut aux[..2 * d],
+                        Some(&mut memo),
+                        &mut scratch,
+                    );
+                    assert_eq!(a, b);
+                    for (p, r) in plain[..d].iter().zip(&reused[..d]) {
+                        assert_eq!(p.to_bits(), r.to_bits());
+                    }
+                    planned += usize::from(hit);
+                }
+            }
+        }
+        // The planned path ran (sets repeat within a person).
+        assert!(planned > 100, "only {planned} planned calls");
+    }
 
     #[test]
     fn constants_are_the_f32_roundings() {
