@@ -67,20 +67,46 @@ pub(crate) struct Fixed<'t> {
 ///   part of that feature's sum, in input order) is kept; a later call with
 ///   the same `p` skips those units and continues the sums (the bits of
 ///   one sum, see `Dense::accumulate`).
-/// - A plan. Which features an inversion solves from their latents and
+/// - Plans. Which features an inversion solves from their latents and
 ///   which keep their factual values depends only on the moved and
 ///   intervened sets (and the weights), not on the values: the change
 ///   flags follow non-zero weights. Once a general inversion has found the
 ///   changed features for those sets, a later call with the same sets
 ///   solves just those, without the flags, and computes only the hidden
-///   units they read after the prefix.
+///   units they read after the prefix. The last [`PLANS`] are kept
+///   (refinement returns to its current set after trying to drop each
+///   feature of it).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Memo {
     /// The position `p` whose prefix sums are kept; `None` while there are none.
     prefix_at: Option<usize>,
-    /// The last general inversion's moved and intervened sets, and the
-    /// features it found changed.
-    plan: Option<(FeatureSet, FeatureSet, FeatureSet)>,
+    /// General inversions' moved and intervened sets, and the features
+    /// each found changed.
+    plans: [Option<(FeatureSet, FeatureSet, FeatureSet)>; PLANS],
+    /// The entry of `plans` the next plan replaces.
+    next: usize,
+}
+
+/// How many plans a [`Memo`] keeps.
+pub(crate) const PLANS: usize = 8;
+
+impl Memo {
+    /// The changed features of the kept plan for `moved` and `fixed`.
+    fn plan(&self, moved: FeatureSet, fixed: FeatureSet) -> Option<FeatureSet> {
+        self.plans
+            .iter()
+            .flatten()
+            .find(|&&(m, f, _)| m == moved && f == fixed)
+            .map(|&(_, _, changed)| changed)
+    }
+
+    /// Keeps a plan, in place of the oldest once all entries are used.
+    fn keep(&mut self, moved: FeatureSet, fixed: FeatureSet, changed: FeatureSet) {
+        if let Some(slot) = self.plans.get_mut(self.next) {
+            *slot = Some((moved, fixed, changed));
+        }
+        self.next = (self.next + 1) % PLANS;
+    }
 }
 
 /// A [`Memo`] and where its prefix sums are kept.
@@ -91,6 +117,16 @@ pub(crate) struct Reuse<'c> {
     /// `2 D` values: the prefix sums of outputs `2 i, 2 i + 1` for every
     /// feature `i` at or after position `memo.prefix_at`.
     pub sums: &'c mut [f32],
+}
+
+impl Reuse<'_> {
+    /// The kept sums of feature `i`'s shift and log-scale.
+    fn pair(&self, i: usize) -> [f32; 2] {
+        [
+            self.sums.get(2 * i).copied().unwrap_or(0.0),
+            self.sums.get(2 * i + 1).copied().unwrap_or(0.0),
+        ]
+    }
 }
 
 /// A validated flow whose weights stay in the bundle bytes.
@@ -423,9 +459,7 @@ impl<'a> Flow<'a> {
         let mut prefix = reuse
             .filter(|p| tracking && self.n_layers == 1 && n_hidden == 1 && p.sums.len() >= 2 * d);
         if let (Some(r), Some(f), Some(t)) = (prefix.as_mut(), fixed, track.as_ref()) {
-            if let Some((_, _, changed)) =
-                r.memo.plan.filter(|&(m, s, _)| m == t.moved && s == f.set)
-            {
+            if let Some(changed) = r.memo.plan(t.moved, f.set) {
                 if self.invert_planned(v, t.factual, f, changed, r, hidden) {
                     return Ok(changed);
                 }
@@ -558,28 +592,16 @@ impl<'a> Flow<'a> {
                     } else {
                         self.known(l, n_hidden - 1, t, self.last_hidden(hidden))
                     };
-                    let (mut shift, mut ls) = (0.0, 0.0);
-                    match (prefix.as_ref(), prefix_ready) {
-                        (Some(p), Some(at)) => {
-                            // The kept sums over the units up to step `at`,
-                            // continued over the units computed since.
-                            let mut acc = [
-                                p.sums.get(2 * i).copied().unwrap_or(0.0),
-                                p.sums.get(2 * i + 1).copied().unwrap_or(0.0),
-                            ];
-                            let from = self.ready(l, 0, at);
-                            out.accumulate(2 * i..2 * i + 2, from..last.len(), last, &mut acc);
-                            shift = acc[0] + out.bias(2 * i);
-                            ls = soft_clip(acc[1] + out.bias(2 * i + 1));
-                        }
-                        _ => out.each_unit(2 * i..2 * i + 2, last, |j, value| {
-                            if j % 2 == 0 {
-                                shift = value;
-                            } else {
-                                ls = soft_clip(value);
-                            }
-                        }),
-                    }
+                    // The sum over the known units, or the kept sums over
+                    // the units up to step `at` continued over those computed since.
+                    let (mut acc, from) = match (prefix.as_ref(), prefix_ready) {
+                        (Some(p), Some(at)) => (p.pair(i), self.ready(l, 0, at)),
+                        _ => ([0.0; 2], 0),
+                    };
+                    let to = last.len().min(out.n_in());
+                    out.accumulate_pair(2 * i, from..to, last, &mut acc);
+                    let shift = acc[0] + out.bias(2 * i);
+                    let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
                     changed.insert(i);
                     if let Some(f) = input_flags.get_mut(i) {
                         *f = 1.0;
@@ -593,7 +615,7 @@ impl<'a> Flow<'a> {
             moved = changed;
         }
         if let (Some(r), Some(f), Some(t)) = (prefix, fixed, track) {
-            r.memo.plan = Some((t.moved, f.set, moved));
+            r.memo.keep(t.moved, f.set, moved);
         }
         Ok(moved)
     }
@@ -613,7 +635,7 @@ impl<'a> Flow<'a> {
         for &f in self.order.get(t..).unwrap_or_default() {
             let i = usize::from(f);
             let mut acc = [0.0f32; 2];
-            out.accumulate(2 * i..2 * i + 2, 0..known.len(), known, &mut acc);
+            out.accumulate_pair(2 * i, 0..known.len(), known, &mut acc);
             if let Some(s) = prefix.sums.get_mut(2 * i..2 * i + 2) {
                 s.copy_from_slice(&acc);
             }
@@ -702,12 +724,9 @@ impl<'a> Flow<'a> {
             let value = if fixed.set.contains(i) {
                 fixed.values.get(i).copied()
             } else if solved.contains(i) {
-                let mut acc = [
-                    reuse.sums.get(2 * i).copied().unwrap_or(0.0),
-                    reuse.sums.get(2 * i + 1).copied().unwrap_or(0.0),
-                ];
+                let mut acc = reuse.pair(i);
                 let to = self.ready(0, 0, t);
-                out.accumulate(2 * i..2 * i + 2, from..to, hidden, &mut acc);
+                out.accumulate_pair(2 * i, from..to, hidden, &mut acc);
                 let shift = acc[0] + out.bias(2 * i);
                 let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
                 v.get(i).map(|&z| (z - shift) / libm::expf(ls))
@@ -891,7 +910,7 @@ mod tests {
                         &mut scratch,
                     );
                     let mut reused = z;
-                    let hit = memo.plan.is_some_and(|(m, s, _)| m == set && s == set);
+                    let hit = memo.plan(set, set).is_some();
                     let b = flow.invert_do(
                         &mut reused[..d],
                         Some(track),
