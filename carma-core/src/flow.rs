@@ -652,8 +652,16 @@ impl<'a> Flow<'a> {
     /// change flags and with only the hidden units the solved features read
     /// after the prefix. The prefix sums are filled first if they are for
     /// another position. False (and nothing written) if the flow, the
-    /// inputs or the scratch are not the plan's shape; then the general
-    /// inversion runs.
+    /// inputs or the scratch are not the plan's shape, or a factual or
+    /// intervention value is not finite; then the general inversion runs.
+    ///
+    /// Every feature that is not solved takes its value first, and the
+    /// hidden units are computed in one block per solved feature (those it
+    /// reads that are not computed yet). A unit computed early reads the
+    /// values written early only through zero weights (the schedule: a
+    /// unit reads only the features before its step), and those values
+    /// are finite, so their terms are `±0`, which leave every sum as the
+    /// general inversion's (see `Dense::each_unit`).
     fn invert_planned(
         &self,
         v: &mut [f32],
@@ -673,68 +681,55 @@ impl<'a> Flow<'a> {
         let (Some(first), Some(out)) = (mlp.layer(0), mlp.layer(1)) else {
             return false;
         };
-        if self.n_layers != 1 || self.n_hidden() != 1 || hidden.len() < first.n_out() {
+        let finite = factual.iter().take(d).all(|x| x.is_finite())
+            && fixed
+                .set
+                .iter()
+                .all(|k| fixed.values.get(k).is_some_and(|x| x.is_finite()));
+        if self.n_layers != 1 || self.n_hidden() != 1 || hidden.len() < first.n_out() || !finite {
             return false;
         }
-        let touched = changed.union(fixed.set);
-        let Some(start) = self
-            .order
-            .iter()
-            .position(|&f| touched.contains(usize::from(f)))
-        else {
-            // Nothing moves: every feature keeps its factual value.
-            for (x, &f) in v.iter_mut().zip(factual) {
+        let solved = changed.difference(fixed.set);
+        for (i, (x, &f)) in v.iter_mut().zip(factual).enumerate() {
+            if fixed.set.contains(i) {
+                *x = fixed.values.get(i).copied().unwrap_or(f);
+            } else if !solved.contains(i) {
                 *x = f;
             }
+        }
+        let touched = changed.union(fixed.set);
+        let (Some(start), true) = (
+            self.order
+                .iter()
+                .position(|&f| touched.contains(usize::from(f))),
+            !solved.is_empty(),
+        ) else {
             return true;
         };
-        let solved = changed.difference(fixed.set);
-        let last = self
-            .order
-            .iter()
-            .rposition(|&f| solved.contains(usize::from(f)));
-        if last.is_some() && reuse.memo.prefix_at != Some(start) {
-            // The units of steps 0 to `start`, each from the values the
-            // general inversion has at its step.
-            for (t, &f) in self.order.iter().enumerate().take(start + 1) {
-                let core::ops::Range { start: lo, end: hi } = self.newly_ready(0, 0, t);
-                if lo < hi {
-                    let cur = hidden.get_mut(lo..hi).unwrap_or_default();
-                    first.forward_rows(lo, v, HIDDEN, cur);
-                }
-                let i = usize::from(f);
-                if t < start {
-                    if let (Some(x), Some(&fx)) = (v.get_mut(i), factual.get(i)) {
-                        *x = fx;
-                    }
-                }
-            }
+        if reuse.memo.prefix_at != Some(start) {
+            let hi = self.ready(0, 0, start);
+            first.forward_rows(0, v, HIDDEN, hidden.get_mut(..hi).unwrap_or_default());
             self.fill_prefix(0, start, &out, hidden, reuse);
         }
         let from = self.ready(0, 0, start);
-        for (t, &f) in self.order.iter().enumerate() {
+        let mut done = from;
+        for (t, &f) in self.order.iter().enumerate().skip(start) {
             let i = usize::from(f);
-            if t > start && last.is_some_and(|s| t <= s) {
-                let core::ops::Range { start: lo, end: hi } = self.newly_ready(0, 0, t);
-                if lo < hi {
-                    let cur = hidden.get_mut(lo..hi).unwrap_or_default();
-                    first.forward_rows(lo, v, HIDDEN, cur);
-                }
+            if !solved.contains(i) {
+                continue;
             }
-            let value = if fixed.set.contains(i) {
-                fixed.values.get(i).copied()
-            } else if solved.contains(i) {
-                let mut acc = reuse.pair(i);
-                let to = self.ready(0, 0, t);
-                out.accumulate_pair(2 * i, from..to, hidden, &mut acc);
-                let shift = acc[0] + out.bias(2 * i);
-                let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
-                v.get(i).map(|&z| (z - shift) / libm::expf(ls))
-            } else {
-                factual.get(i).copied()
-            };
-            if let (Some(x), Some(value)) = (v.get_mut(i), value) {
-                *x = value;
+            let to = self.ready(0, 0, t);
+            if done < to {
+                let cur = hidden.get_mut(done..to).unwrap_or_default();
+                first.forward_rows(done, v, HIDDEN, cur);
+                done = to;
+            }
+            let mut acc = reuse.pair(i);
+            out.accumulate_pair(2 * i, from..to, hidden, &mut acc);
+            let shift = acc[0] + out.bias(2 * i);
+            let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
+            if let Some(x) = v.get_mut(i) {
+                *x = (*x - shift) / libm::expf(ls);
             }
         }
         true
