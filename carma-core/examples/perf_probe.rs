@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `STAGE` is `density` (non-zero flow weights), `setup` (load only),
-//! `recommend`, `refined` (recommend with the default refinement), `abduct`, `invert`,
+//! `recommend`, `refined` (recommend with the default refinement), `limited` (refined, raise
+//! only, at most 2 changes), `alternatives` (refined, and 2 alternatives), `abduct`, `invert`,
 //! `classify`, `mask` or `action`; each call handles one rejected Loan
 //! individual of `fixtures/bench`, cycling. Instructions per call are
 //! `(Ir(STAGE, N) - Ir(setup, N)) / N`.
@@ -214,6 +215,8 @@ fn main() {
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let mut scratch = vec![0.0f32; bundle.scratch_len()];
     let mut out = vec![0.0f32; d];
+    let mut alt_rows = vec![0.0f32; 3 * d];
+    let mut recs = [None; 3];
     // Per rejected individual: raw, standardized, latent, mask.
     let mut cases = Vec::new();
     for x in &rows {
@@ -244,6 +247,31 @@ fn main() {
                     carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
                 let r = bundle.recommend_with(x, &options, &mut out, &mut scratch);
                 acc += r.map_or(0.0, |r| r.cost);
+            }
+            "limited" => {
+                // As the bench's recommend_rejected_limited: raise only, at most 2 changes.
+                let options = carma_core::Options {
+                    limits: carma_core::Limits {
+                        increase: bundle.actionable(),
+                        max_changes: Some(2),
+                        ..carma_core::Limits::NONE
+                    },
+                    ..carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT))
+                };
+                let r = bundle.recommend_with(x, &options, &mut out, &mut scratch);
+                acc += r.map_or(0.0, |r| r.cost);
+            }
+            "alternatives" => {
+                let options =
+                    carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
+                let r = bundle.recommend_alternatives(
+                    x,
+                    &options,
+                    &mut alt_rows,
+                    &mut recs,
+                    &mut scratch,
+                );
+                acc += r.map_or(0.0, |n| n as f32);
             }
             "abduct" => {
                 let _ = bundle.abduct(x_std, &mut out, &mut scratch);
