@@ -66,7 +66,7 @@ pub(crate) struct Fixed<'t> {
 ///   contribution to each later feature's shift and log-scale (the first
 ///   part of that feature's sum, in input order) is kept; a later call with
 ///   the same `p` skips those units and continues the sums (the bits of
-///   one sum, see `Dense::accumulate`).
+///   one sum, see `Dense::accumulate_pair`).
 /// - Plans. Which features an inversion solves from their latents and
 ///   which keep their factual values depends only on the moved and
 ///   intervened sets (and the weights), not on the values: the change
@@ -85,6 +85,9 @@ pub(crate) struct Memo {
     plans: [Option<(FeatureSet, FeatureSet, FeatureSet)>; PLANS],
     /// The entry of `plans` the next plan replaces.
     next: usize,
+    /// Whether the latent and the factual are finite (every call has the
+    /// same), once a planned call has looked.
+    finite: Option<bool>,
 }
 
 /// How many plans a [`Memo`] keeps.
@@ -652,16 +655,17 @@ impl<'a> Flow<'a> {
     /// change flags and with only the hidden units the solved features read
     /// after the prefix. The prefix sums are filled first if they are for
     /// another position. False (and nothing written) if the flow, the
-    /// inputs or the scratch are not the plan's shape, or a factual or
-    /// intervention value is not finite; then the general inversion runs.
+    /// inputs or the scratch are not the plan's shape, or a latent, factual
+    /// or intervention value is not finite; then the general inversion runs.
     ///
     /// Every feature that is not solved takes its value first, and the
     /// hidden units are computed in one block per solved feature (those it
     /// reads that are not computed yet). A unit computed early reads the
     /// values written early only through zero weights (the schedule: a
-    /// unit reads only the features before its step), and those values
-    /// are finite, so their terms are `±0`, which leave every sum as the
-    /// general inversion's (see `Dense::each_unit`).
+    /// unit reads only the features before its step) where the general
+    /// inversion reads the latent; both are finite, so those terms are
+    /// `±0` either way, which leave every sum as the general inversion's
+    /// (see `Dense::each_unit`).
     fn invert_planned(
         &self,
         v: &mut [f32],
@@ -681,7 +685,10 @@ impl<'a> Flow<'a> {
         let (Some(first), Some(out)) = (mlp.layer(0), mlp.layer(1)) else {
             return false;
         };
-        let finite = factual.iter().take(d).all(|x| x.is_finite())
+        let start_finite = *reuse.memo.finite.get_or_insert_with(|| {
+            v.iter().all(|x| x.is_finite()) && factual.iter().take(d).all(|x| x.is_finite())
+        });
+        let finite = start_finite
             && fixed
                 .set
                 .iter()
