@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `STAGE` is `density` (non-zero flow weights), `setup` (load only),
-//! `recommend`, `refined` (recommend with the default refinement), `abduct`, `invert`,
+//! `recommend`, `refined` (recommend with the default refinement), `limited` (refined, raise
+//! only, at most 2 changes), `alternatives` (refined, and 2 alternatives), `abduct`, `invert`,
 //! `classify`, `mask` or `action`; each call handles one rejected Loan
 //! individual of `fixtures/bench`, cycling. Instructions per call are
 //! `(Ir(STAGE, N) - Ir(setup, N)) / N`.
@@ -19,7 +20,7 @@ mod common;
 use std::hint::black_box;
 
 use carma_core::{Bundle, FeatureSet};
-use common::{Shape, random_input, random_spec};
+use common::{Shape, grid_input, random_input, random_spec, with_binary_actionable, with_grid};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -71,6 +72,72 @@ fn recommend_all(bundle: &Bundle<'_>, rows: &[Vec<f32>], h: &mut Digest) -> usiz
     errors
 }
 
+/// Every output bit of refined recommendations (with limits, and two
+/// alternatives) for `rows`, under a few option sets.
+fn refined_all(bundle: &Bundle<'_>, rows: &[Vec<f32>], h: &mut Digest) -> usize {
+    use carma_core::{Limits, Options, Refine};
+    let d = bundle.n_features();
+    let mut scratch = vec![f32::NAN; bundle.scratch_len()];
+    let mut out = vec![0.0; d];
+    let mut outs = vec![0.0; 3 * d];
+    let mut recs = [None; 3];
+    let mut errors = 0;
+    let add = |h: &mut Digest, r: &carma_core::Recommendation, out: &[f32]| {
+        h.add(r.mask.bits() as u32);
+        h.add(r.prob_after.to_bits());
+        h.add(r.cost.to_bits());
+        h.add(r.cost_unrefined.to_bits());
+        h.add(u32::from(r.refined) | u32::from(r.max_changes_bound) << 1);
+        h.add(r.bound_by_limit.bits() as u32);
+        h.add(r.status as u32);
+        out.iter().for_each(|v| h.add(v.to_bits()));
+    };
+    let raise = FeatureSet::first(d);
+    let cut = FeatureSet::first(d.min(2));
+    let limited = Limits {
+        increase: raise.difference(cut),
+        decrease: cut,
+        max_changes: Some(2),
+        ..Limits::NONE
+    };
+    let tight = Refine {
+        min_prob: 0.75,
+        steps: 4,
+        slack: 0.0,
+    };
+    let option_sets = [
+        Options::new(FeatureSet::EMPTY, Some(Refine::DEFAULT)),
+        Options::new(FeatureSet::EMPTY, Some(tight)),
+        Options::new(FeatureSet::EMPTY, None),
+        Options {
+            forbid: FeatureSet::EMPTY,
+            refine: Some(Refine::DEFAULT),
+            limits: limited,
+        },
+    ];
+    for x in rows {
+        for options in &option_sets {
+            match bundle.recommend_with(x, options, &mut out, &mut scratch) {
+                Ok(r) => add(h, &r, &out),
+                Err(_) => errors += 1,
+            }
+        }
+        match bundle.recommend_alternatives(x, &option_sets[0], &mut outs, &mut recs, &mut scratch)
+        {
+            Ok(n) => {
+                h.add(n as u32);
+                for (r, o) in recs.iter().zip(outs.chunks_exact(d.max(1))).take(n) {
+                    if let Some(r) = r {
+                        add(h, r, o);
+                    }
+                }
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    errors
+}
+
 fn loan_rows(d: usize) -> Vec<Vec<f32>> {
     LOAN_ROWS
         .chunks_exact(4 * d)
@@ -103,6 +170,34 @@ fn main() {
         println!("digest {:016x} ({errors} Loan errors)", h.0);
         return;
     }
+    if stage == "digest-refined" {
+        let mut h = Digest(0xcbf2_9ce4_8422_2325);
+        let errors = refined_all(&bundle, &rows, &mut h);
+        println!("loan part {:016x}", h.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        for seed in 0..300 {
+            let spec = random_spec(seed, &Shape::random(&mut rng));
+            let spec = match seed % 3 {
+                0 => spec,
+                1 => with_binary_actionable(spec),
+                _ => with_grid(spec, &mut rng),
+            };
+            let bytes = spec.to_bytes();
+            let b = Bundle::new(&bytes).expect("random specs are valid");
+            let rows: Vec<Vec<f32>> = (0..40)
+                .map(|_| {
+                    if seed % 3 == 2 {
+                        grid_input(&mut rng, &spec)
+                    } else {
+                        random_input(&mut rng, &spec)
+                    }
+                })
+                .collect();
+            refined_all(&b, &rows, &mut h);
+        }
+        println!("digest-refined {:016x} ({errors} Loan errors)", h.0);
+        return;
+    }
     if stage == "density" {
         // Non-zero weights of each flow matrix (the MADE masks zero the rest).
         let mlp = bundle.flow().layer(0).expect("one flow layer");
@@ -120,6 +215,8 @@ fn main() {
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let mut scratch = vec![0.0f32; bundle.scratch_len()];
     let mut out = vec![0.0f32; d];
+    let mut alt_rows = vec![0.0f32; 3 * d];
+    let mut recs = [None; 3];
     // Per rejected individual: raw, standardized, latent, mask.
     let mut cases = Vec::new();
     for x in &rows {
@@ -150,6 +247,31 @@ fn main() {
                     carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
                 let r = bundle.recommend_with(x, &options, &mut out, &mut scratch);
                 acc += r.map_or(0.0, |r| r.cost);
+            }
+            "limited" => {
+                // As the bench's recommend_rejected_limited: raise only, at most 2 changes.
+                let options = carma_core::Options {
+                    limits: carma_core::Limits {
+                        increase: bundle.actionable(),
+                        max_changes: Some(2),
+                        ..carma_core::Limits::NONE
+                    },
+                    ..carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT))
+                };
+                let r = bundle.recommend_with(x, &options, &mut out, &mut scratch);
+                acc += r.map_or(0.0, |r| r.cost);
+            }
+            "alternatives" => {
+                let options =
+                    carma_core::Options::new(FeatureSet::EMPTY, Some(carma_core::Refine::DEFAULT));
+                let r = bundle.recommend_alternatives(
+                    x,
+                    &options,
+                    &mut alt_rows,
+                    &mut recs,
+                    &mut scratch,
+                );
+                acc += r.map_or(0.0, |n| n as f32);
             }
             "abduct" => {
                 let _ = bundle.abduct(x_std, &mut out, &mut scratch);

@@ -662,7 +662,7 @@ impl<'a> Bundle<'a> {
         };
         let fixed = Fixed { set, values };
         self.flow
-            .invert_do(x_cf_std_out, Some(track), fixed, aux, inner)?;
+            .invert_do(x_cf_std_out, Some(track), fixed, aux, None, inner)?;
         finite(x_cf_std_out, Quantity::Reconstruction)
     }
 

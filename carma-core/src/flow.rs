@@ -53,6 +53,85 @@ pub(crate) struct Fixed<'t> {
     pub values: &'t [f32],
 }
 
+/// What a one-layer flow's tracked inversions under interventions keep
+/// between calls that start from the same latent with the same
+/// [`Track::factual`] (refinement's trials, docs/MATH.md, section 6), so
+/// that later calls do less work for the same bits.
+///
+/// - Prefix sums. Up to and including the first position `p` of the order
+///   whose feature is moved or intervened, every such call computes the
+///   same values: the features before `p` take their factual values and
+///   `v` still holds the latent everywhere else, so the hidden units
+///   computable at step `p` are the same bits in every call. Their
+///   contribution to each later feature's shift and log-scale (the first
+///   part of that feature's sum, in input order) is kept; a later call with
+///   the same `p` skips those units and continues the sums (the bits of
+///   one sum, see `Dense::accumulate_pair`).
+/// - Plans. Which features an inversion solves from their latents and
+///   which keep their factual values depends only on the moved and
+///   intervened sets (and the weights), not on the values: the change
+///   flags follow non-zero weights. Once a general inversion has found the
+///   changed features for those sets, a later call with the same sets
+///   solves just those, without the flags, and computes only the hidden
+///   units they read after the prefix. The last [`PLANS`] are kept
+///   (refinement returns to its current set after trying to drop each
+///   feature of it).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Memo {
+    /// The position `p` whose prefix sums are kept; `None` while there are none.
+    prefix_at: Option<usize>,
+    /// General inversions' moved and intervened sets, and the features
+    /// each found changed.
+    plans: [Option<(FeatureSet, FeatureSet, FeatureSet)>; PLANS],
+    /// The entry of `plans` the next plan replaces.
+    next: usize,
+    /// Whether the latent and the factual are finite (every call has the
+    /// same), once a planned call has looked.
+    finite: Option<bool>,
+}
+
+/// How many plans a [`Memo`] keeps.
+pub(crate) const PLANS: usize = 8;
+
+impl Memo {
+    /// The changed features of the kept plan for `moved` and `fixed`.
+    fn plan(&self, moved: FeatureSet, fixed: FeatureSet) -> Option<FeatureSet> {
+        self.plans
+            .iter()
+            .flatten()
+            .find(|&&(m, f, _)| m == moved && f == fixed)
+            .map(|&(_, _, changed)| changed)
+    }
+
+    /// Keeps a plan, in place of the oldest once all entries are used.
+    fn keep(&mut self, moved: FeatureSet, fixed: FeatureSet, changed: FeatureSet) {
+        if let Some(slot) = self.plans.get_mut(self.next) {
+            *slot = Some((moved, fixed, changed));
+        }
+        self.next = (self.next + 1) % PLANS;
+    }
+}
+
+/// A [`Memo`] and where its prefix sums are kept.
+#[derive(Debug)]
+pub(crate) struct Reuse<'c> {
+    /// What earlier calls left.
+    pub memo: &'c mut Memo,
+    /// `2 D` values: the prefix sums of outputs `2 i, 2 i + 1` for every
+    /// feature `i` at or after position `memo.prefix_at`.
+    pub sums: &'c mut [f32],
+}
+
+impl Reuse<'_> {
+    /// The kept sums of feature `i`'s shift and log-scale.
+    fn pair(&self, i: usize) -> [f32; 2] {
+        [
+            self.sums.get(2 * i).copied().unwrap_or(0.0),
+            self.sums.get(2 * i + 1).copied().unwrap_or(0.0),
+        ]
+    }
+}
+
 /// A validated flow whose weights stay in the bundle bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Flow<'a> {
@@ -343,14 +422,25 @@ impl<'a> Flow<'a> {
         track: Option<Track<'_>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
-        self.invert_fixed(v, track, None, scratch)
+        self.invert_fixed(v, track, None, None, scratch)
     }
 
+    /// [`Flow::invert`] with hard interventions `fixed` (see there), using
+    /// and updating `reuse` ([`Memo`]; one hidden layer and tracking only,
+    /// ignored otherwise).
+    ///
+    /// Two kinds of hidden units are not computed, neither of which
+    /// changes a bit of the result: with `fixed`, those that become
+    /// computable after the last feature solved from its latent (every
+    /// later feature is intervened, so nothing reads them); and with
+    /// prefix sums for this call's first moved position, those whose
+    /// contribution they hold.
     fn invert_fixed(
         &self,
         v: &mut [f32],
         track: Option<Track<'_>>,
         fixed: Option<Fixed<'_>>,
+        reuse: Option<Reuse<'_>>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -369,6 +459,24 @@ impl<'a> Flow<'a> {
             .ok_or(too_small)?;
         let n_hidden = self.n_hidden();
         let tracking = track.is_some();
+        let mut prefix = reuse
+            .filter(|p| tracking && self.n_layers == 1 && n_hidden == 1 && p.sums.len() >= 2 * d);
+        if let (Some(r), Some(f), Some(t)) = (prefix.as_mut(), fixed, track.as_ref()) {
+            if let Some(changed) = r.memo.plan(t.moved, f.set) {
+                if self.invert_planned(v, t.factual, f, changed, r, hidden) {
+                    return Ok(changed);
+                }
+            }
+        }
+        // The last position solved from its latent: past it every feature
+        // is intervened, and no hidden unit computed there would be read.
+        let last_solved = match fixed {
+            Some(f) => self
+                .order
+                .iter()
+                .rposition(|&k| !f.set.contains(usize::from(k))),
+            None => d.checked_sub(1),
+        };
         // Features of the current layer's output that differ from the factual.
         let mut moved = track.as_ref().map_or(FeatureSet::first(d), |t| t.moved);
         for l in (0..self.n_layers).rev() {
@@ -399,10 +507,25 @@ impl<'a> Flow<'a> {
             } else {
                 None
             };
+            // The first moved position, and whether `prefix` holds its sums
+            // (then the hidden units up to its step are not computed).
+            let touched = fixed.map_or(moved, |f| moved.union(f.set));
+            let first_moved = self
+                .order
+                .iter()
+                .position(|&f| touched.contains(usize::from(f)));
+            let mut prefix_ready = None;
+            if let (Some(p), Some(at)) = (prefix.as_ref(), first_moved) {
+                if p.memo.prefix_at == Some(at) {
+                    prefix_ready = Some(at);
+                }
+            }
             for (t, &feature) in self.order.iter().enumerate() {
                 // While nothing changed every flag is 0, as the scratch already holds.
                 let flagging = !changed.is_empty() && last_asking.is_some_and(|p| p >= t);
-                for (h, dense) in mlp.layers().take(n_hidden).enumerate() {
+                let skip =
+                    prefix_ready.is_some_and(|p| t <= p) || last_solved.is_none_or(|s| t > s);
+                for (h, dense) in mlp.layers().take(n_hidden).enumerate().filter(|_| !skip) {
                     let core::ops::Range { start: lo, end: hi } = self.newly_ready(l, h, t);
                     if h > 0 {
                         // The previous layer's units computed at this step
@@ -436,6 +559,10 @@ impl<'a> Flow<'a> {
                         }
                     }
                 }
+                if let (Some(p), true) = (prefix.as_mut(), !skip && first_moved == Some(t)) {
+                    self.fill_prefix(l, t, &out, hidden, p);
+                    prefix_ready = Some(t);
+                }
                 let i = usize::from(feature);
                 if let Some(value) = fixed
                     .filter(|f| f.set.contains(i))
@@ -468,14 +595,16 @@ impl<'a> Flow<'a> {
                     } else {
                         self.known(l, n_hidden - 1, t, self.last_hidden(hidden))
                     };
-                    let (mut shift, mut ls) = (0.0, 0.0);
-                    out.each_unit(2 * i..2 * i + 2, last, |j, value| {
-                        if j % 2 == 0 {
-                            shift = value;
-                        } else {
-                            ls = soft_clip(value);
-                        }
-                    });
+                    // The sum over the known units, or the kept sums over
+                    // the units up to step `at` continued over those computed since.
+                    let (mut acc, from) = match (prefix.as_ref(), prefix_ready) {
+                        (Some(p), Some(at)) => (p.pair(i), self.ready(l, 0, at)),
+                        _ => ([0.0; 2], 0),
+                    };
+                    let to = last.len().min(out.n_in());
+                    out.accumulate_pair(2 * i, from..to, last, &mut acc);
+                    let shift = acc[0] + out.bias(2 * i);
+                    let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
                     changed.insert(i);
                     if let Some(f) = input_flags.get_mut(i) {
                         *f = 1.0;
@@ -488,7 +617,129 @@ impl<'a> Flow<'a> {
             }
             moved = changed;
         }
+        if let (Some(r), Some(f), Some(t)) = (prefix, fixed, track) {
+            r.memo.keep(t.moved, f.set, moved);
+        }
         Ok(moved)
+    }
+
+    /// Fills `prefix` with the sums of the units of the (only) hidden layer
+    /// computable at step `t` for the outputs of every feature from
+    /// position `t` on, and marks it as for `t`.
+    fn fill_prefix(
+        &self,
+        l: usize,
+        t: usize,
+        out: &Dense<'_>,
+        hidden: &[f32],
+        prefix: &mut Reuse<'_>,
+    ) {
+        let known = self.known(l, 0, t, hidden);
+        for &f in self.order.get(t..).unwrap_or_default() {
+            let i = usize::from(f);
+            let mut acc = [0.0f32; 2];
+            out.accumulate_pair(2 * i, 0..known.len(), known, &mut acc);
+            if let Some(s) = prefix.sums.get_mut(2 * i..2 * i + 2) {
+                s.copy_from_slice(&acc);
+            }
+        }
+        prefix.memo.prefix_at = Some(t);
+    }
+
+    /// The inversion of one planned call (see [`Memo`]): `v` holds the
+    /// latent, `changed` is what a general inversion with the same moved
+    /// and intervened sets found changed. The features before the first of
+    /// them take their `factual` values, the intervened ones theirs, the
+    /// changed ones are solved from their latents and the rest keep their
+    /// factual values: what the general inversion computes, without the
+    /// change flags and with only the hidden units the solved features read
+    /// after the prefix. The prefix sums are filled first if they are for
+    /// another position. False (and nothing written) if the flow, the
+    /// inputs or the scratch are not the plan's shape, or a latent, factual
+    /// or intervention value is not finite; then the general inversion runs.
+    ///
+    /// Every feature that is not solved takes its value first, and the
+    /// hidden units are computed in one block per solved feature (those it
+    /// reads that are not computed yet). A unit computed early reads the
+    /// values written early only through zero weights (the schedule: a
+    /// unit reads only the features before its step) where the general
+    /// inversion reads the latent; both are finite, so those terms are
+    /// `±0` either way, which leave every sum as the general inversion's
+    /// (see `Dense::each_unit`).
+    fn invert_planned(
+        &self,
+        v: &mut [f32],
+        factual: &[f32],
+        fixed: Fixed<'_>,
+        changed: FeatureSet,
+        reuse: &mut Reuse<'_>,
+        hidden: &mut [f32],
+    ) -> bool {
+        let d = self.d;
+        let (Some(mlp), true) = (
+            self.layer(0),
+            v.len() == d && factual.len() >= d && fixed.values.len() >= d,
+        ) else {
+            return false;
+        };
+        let (Some(first), Some(out)) = (mlp.layer(0), mlp.layer(1)) else {
+            return false;
+        };
+        let start_finite = *reuse.memo.finite.get_or_insert_with(|| {
+            v.iter().all(|x| x.is_finite()) && factual.iter().take(d).all(|x| x.is_finite())
+        });
+        let finite = start_finite
+            && fixed
+                .set
+                .iter()
+                .all(|k| fixed.values.get(k).is_some_and(|x| x.is_finite()));
+        if self.n_layers != 1 || self.n_hidden() != 1 || hidden.len() < first.n_out() || !finite {
+            return false;
+        }
+        let solved = changed.difference(fixed.set);
+        for (i, (x, &f)) in v.iter_mut().zip(factual).enumerate() {
+            if fixed.set.contains(i) {
+                *x = fixed.values.get(i).copied().unwrap_or(f);
+            } else if !solved.contains(i) {
+                *x = f;
+            }
+        }
+        let touched = changed.union(fixed.set);
+        let (Some(start), true) = (
+            self.order
+                .iter()
+                .position(|&f| touched.contains(usize::from(f))),
+            !solved.is_empty(),
+        ) else {
+            return true;
+        };
+        if reuse.memo.prefix_at != Some(start) {
+            let hi = self.ready(0, 0, start);
+            first.forward_rows(0, v, HIDDEN, hidden.get_mut(..hi).unwrap_or_default());
+            self.fill_prefix(0, start, &out, hidden, reuse);
+        }
+        let from = self.ready(0, 0, start);
+        let mut done = from;
+        for (t, &f) in self.order.iter().enumerate().skip(start) {
+            let i = usize::from(f);
+            if !solved.contains(i) {
+                continue;
+            }
+            let to = self.ready(0, 0, t);
+            if done < to {
+                let cur = hidden.get_mut(done..to).unwrap_or_default();
+                first.forward_rows(done, v, HIDDEN, cur);
+                done = to;
+            }
+            let mut acc = reuse.pair(i);
+            out.accumulate_pair(2 * i, from..to, hidden, &mut acc);
+            let shift = acc[0] + out.bias(2 * i);
+            let ls = soft_clip(acc[1] + out.bias(2 * i + 1));
+            if let Some(x) = v.get_mut(i) {
+                *x = (*x - shift) / libm::expf(ls);
+            }
+        }
+        true
     }
 
     /// The counterfactual under hard interventions: `z` holds the factual
@@ -503,12 +754,19 @@ impl<'a> Flow<'a> {
     /// topological order, gets the latent that produces its value: invert,
     /// set the value, abduct that feature's latent; then one last inversion.
     /// `aux` holds `2 D` values (the trial point and a copy of the latent).
+    ///
+    /// With `memo`, a one-layer flow keeps there and in `aux` what later
+    /// calls can reuse ([`Memo`]): every call given the same `memo` must
+    /// start from the same latent `z` with the same `track` factual (start
+    /// a new `Memo` when they change). The result is the same bits with or
+    /// without it.
     pub(crate) fn invert_do(
         &self,
         z: &mut [f32],
         track: Option<Track<'_>>,
         fixed: Fixed<'_>,
         aux: &mut [f32],
+        memo: Option<&mut Memo>,
         scratch: &mut [f32],
     ) -> Result<FeatureSet, Error> {
         let d = self.d;
@@ -517,7 +775,8 @@ impl<'a> Flow<'a> {
             factual: t.factual,
         });
         if self.n_layers == 1 {
-            return self.invert_fixed(z, moved, Some(fixed), scratch);
+            let reuse = memo.map(|memo| Reuse { memo, sums: aux });
+            return self.invert_fixed(z, moved, Some(fixed), reuse, scratch);
         }
         let too_small = InputError::ScratchTooSmall {
             needed: 2 * d,
@@ -590,6 +849,89 @@ impl<'a> Flow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Bundle;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Tracked inversions under interventions, one person at a time, with
+    /// one `Memo` per person (as refinement keeps it) and without: every
+    /// output bit and changed set agree, whether the call is a plan's or
+    /// the prefix sums' first or a later one.
+    #[test]
+    fn a_memo_never_changes_an_inversion() {
+        let bundles: [&[u8]; 4] = [
+            include_bytes!("../../fixtures/bench/loan.carma"),
+            include_bytes!("../../fixtures/golden/chain-nlin.carma"),
+            include_bytes!("../../fixtures/golden/triangle-nlin.carma"),
+            include_bytes!("../../fixtures/golden/collider-lin.carma"),
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let mut planned = 0;
+        for bytes in bundles {
+            let bundle = Bundle::new(bytes).expect("fixture decodes");
+            let flow = bundle.flow();
+            let d = flow.n_features();
+            let mut scratch = [0.0f32; 1024];
+            for _ in 0..40 {
+                let x: [f32; MAX_FEATURES] =
+                    core::array::from_fn(|_| rng.random_range(-2.0f32..2.0));
+                let mut factual = [0.0f32; 4 * MAX_FEATURES];
+                let (x_std, saved) = factual.split_at_mut(d);
+                x_std.copy_from_slice(&x[..d]);
+                let mut z = [0.0f32; MAX_FEATURES];
+                z[..d].copy_from_slice(&x[..d]);
+                flow.abduct(&mut z[..d], saved, &mut scratch)
+                    .expect("abduct");
+                let factual = &factual[..flow.n_layers() * d];
+                let mut memo = Memo::default();
+                // The memo's sums live here between calls.
+                let mut aux = [0.0f32; 2 * MAX_FEATURES];
+                // A few sets, each tried several times in a row with new
+                // values, then the first again.
+                let sets: [FeatureSet; 3] =
+                    core::array::from_fn(|_| FeatureSet::from_bits(rng.random::<u64>()));
+                for step in 0..16 {
+                    let set = sets[(step / 4) % 3].intersection(FeatureSet::first(d));
+                    let values: [f32; MAX_FEATURES] =
+                        core::array::from_fn(|_| rng.random_range(-3.0f32..3.0));
+                    let track = Track {
+                        moved: set,
+                        factual,
+                    };
+                    let fixed = Fixed {
+                        set,
+                        values: &values[..d],
+                    };
+                    let mut plain = z;
+                    let a = flow.invert_do(
+                        &mut plain[..d],
+                        Some(track),
+                        fixed,
+                        &mut aux[..2 * d],
+                        None,
+                        &mut scratch,
+                    );
+                    let mut reused = z;
+                    let hit = memo.plan(set, set).is_some();
+                    let b = flow.invert_do(
+                        &mut reused[..d],
+                        Some(track),
+                        fixed,
+                        &mut aux[..2 * d],
+                        Some(&mut memo),
+                        &mut scratch,
+                    );
+                    assert_eq!(a, b);
+                    for (p, r) in plain[..d].iter().zip(&reused[..d]) {
+                        assert_eq!(p.to_bits(), r.to_bits());
+                    }
+                    planned += usize::from(hit);
+                }
+            }
+        }
+        // The planned path ran (sets repeat within a person).
+        assert!(planned > 100, "only {planned} planned calls");
+    }
 
     #[test]
     fn constants_are_the_f32_roundings() {

@@ -171,6 +171,42 @@ impl<'a> Dense<'a> {
         }
     }
 
+    /// Adds `W[row][k] x[k]` to `acc[0]` and `W[row + 1][k] x[k]` to
+    /// `acc[1]` for the inputs `k` in `cols`, in that order: the bits of
+    /// [`Dense::accumulate`] for those two rows, in one loop without its
+    /// blocks (a flow feature's shift and log-scale: two adjacent rows, so
+    /// each column's two weights are one 8-byte run). Nothing if a range is
+    /// out of bounds.
+    pub(crate) fn accumulate_pair(
+        &self,
+        row: usize,
+        cols: core::ops::Range<usize>,
+        x: &[f32],
+        acc: &mut [f32; 2],
+    ) {
+        let col_len = 4 * self.n_out;
+        let (Some(xs), Some(w), Some(run)) = (
+            x.get(cols.clone()).filter(|_| cols.end <= self.n_in),
+            cols.start
+                .checked_mul(col_len)
+                .zip(cols.end.checked_mul(col_len))
+                .and_then(|(a, b)| self.w.get(a..b)),
+            row.checked_add(2)
+                .filter(|&end| end <= self.n_out)
+                .map(|_| 4 * row..4 * row + 8),
+        ) else {
+            return;
+        };
+        let [mut a, mut b] = *acc;
+        for (col, &xk) in w.chunks_exact(col_len.max(1)).zip(xs) {
+            if let Some((wa, wb)) = col.get(run.clone()).and_then(|p| p.split_at_checked(4)) {
+                a += f32_at(wa) * xk;
+                b += f32_at(wb) * xk;
+            }
+        }
+        *acc = [a, b];
+    }
+
     /// Adds the columns `cols` of `x` to `acc` for up to `want` units from
     /// `j` (at most [`WIDE`]), in one block; returns how many units were done
     /// (`min(want, WIDE)`, or fewer near the end of the parameters).

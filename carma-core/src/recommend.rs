@@ -5,7 +5,7 @@ use crate::FeatureSet;
 use crate::bundle::{Bundle, Kind, finite};
 use crate::carma::Carma;
 use crate::error::{Argument, Error, InputError, Quantity};
-use crate::flow::{Fixed, Track};
+use crate::flow::{Fixed, Memo, Track};
 use crate::format::{Direction, MAX_FEATURES};
 
 /// A classifier probability at or above this is an acceptance (docs/MATH.md, section 1).
@@ -185,6 +185,9 @@ struct Refiner<'b, 'a> {
     /// The trial's counterfactual.
     trial: &'b mut [f32],
     aux: &'b mut [f32],
+    /// What a one-layer flow keeps between evaluations, with sums in `aux`
+    /// (`Flow::invert_do`): they all start from `z` and `factual`.
+    memo: Memo,
     inner: &'b mut [f32],
     /// Each feature's allowed interval, standardized.
     lo: [f32; MAX_FEATURES],
@@ -257,10 +260,14 @@ impl Refiner<'_, '_> {
             set,
             values: self.values,
         };
-        let changed =
-            self.bundle
-                .flow()
-                .invert_do(self.trial, Some(track), fixed, self.aux, self.inner)?;
+        let changed = self.bundle.flow().invert_do(
+            self.trial,
+            Some(track),
+            fixed,
+            self.aux,
+            Some(&mut self.memo),
+            self.inner,
+        )?;
         finite(self.trial, Quantity::Reconstruction)?;
         round_consequences(self.bundle, self.trial, changed.difference(set));
         let p = self.bundle.classify_unchecked(self.trial, self.inner)?;
@@ -505,6 +512,7 @@ impl<'a> Bundle<'a> {
                 values,
                 trial,
                 aux,
+                memo: Memo::default(),
                 inner,
                 lo: lo_std,
                 hi: hi_std,
