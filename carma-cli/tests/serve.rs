@@ -597,18 +597,20 @@ fn excess_concurrent_requests_get_503_with_retry_after_late_bodies_408_late_head
     )
     .unwrap();
     slow.stream().write_all(&body[..10]).unwrap();
-    // The server takes the slot when it has read the head; until then a second request may
-    // still find it free, so ask until it is refused.
-    let mut other = server.client();
+    // The server takes the slot when it has read the head. Wait until the metrics show it
+    // held before asking again: a second request sent earlier could take the slot first and
+    // get the slow one refused instead (that race failed this test on a loaded machine).
     let until = std::time::Instant::now() + support::http::IO_TIMEOUT;
-    let refused = loop {
-        assert!(std::time::Instant::now() < until, "never refused");
-        let r = other.post_json("/v1/recommend", body).unwrap();
-        if r.status == 503 {
-            break r;
+    loop {
+        assert!(std::time::Instant::now() < until, "the slow request never held the slot");
+        let metrics = server.client().get("/metrics").unwrap().text();
+        if metrics.contains("\ncarma_requests_in_flight 1\n") {
+            break;
         }
-        assert_eq!(r.status, 200, "{}", r.text());
-    };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let refused = server.client().post_json("/v1/recommend", body).unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.json()["error"]["code"], "overloaded");
     assert_eq!(refused.header("retry-after"), Some("1"));
     // The slow body never completes in time: 408, and the slot is free again.
