@@ -47,6 +47,8 @@ pub const PRUNE_COST_FACTOR: f64 = 1.5;
 /// Pruning: a trial whose first seed's coverage is this many points below the target (while
 /// the best trial meets it) skips its other seeds.
 pub const PRUNE_COVERAGE_SLACK_PCT: f64 = 5.0;
+/// A mismatching setting is shown up to this many characters.
+const MAX_SHOWN: usize = 160;
 /// The most trials a study may ask for.
 pub const MAX_TRIALS: usize = 100_000;
 
@@ -381,14 +383,25 @@ impl Study {
         };
         let (stored, fresh) = (as_value(&self.settings), as_value(&wanted));
         if let (Some(a), Some(b)) = (stored.as_object(), fresh.as_object()) {
-            for (k, v) in b {
-                if a.get(k) != Some(v) {
+            // What the study is about first, then the rest in the file's order.
+            let first = ["target", "space", "fast", "seeds"];
+            let keys = first
+                .iter()
+                .map(|k| k.to_string())
+                .chain(b.keys().filter(|k| !first.contains(&k.as_str())).cloned());
+            for k in keys {
+                let v = &b[&k];
+                if a.get(&k) != Some(v) {
                     let show = |v: Option<&serde_json::Value>| {
-                        v.map_or("nothing".to_owned(), serde_json::Value::to_string)
+                        let text = v.map_or("nothing".to_owned(), serde_json::Value::to_string);
+                        match text.char_indices().nth(MAX_SHOWN) {
+                            Some((i, _)) => format!("{}...", &text[..i]),
+                            None => text,
+                        }
                     };
                     return Err(TuneError::Mismatch {
                         field: k.replace('_', " "),
-                        stored: show(a.get(k)),
+                        stored: show(a.get(&k)),
                         wanted: show(Some(v)),
                     });
                 }
