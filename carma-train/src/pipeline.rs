@@ -929,7 +929,7 @@ pub fn retrain_carma_on(
         scaler: t.scaler.clone(),
         classifier: t.classifier.clone(),
         flow: t.flow.clone(),
-        metrics: t.metrics.clone(),
+        metrics: t.metrics,
     };
     let train_std = t.scaler.transform(splits[0].x.view())?;
     let problem = recourse_problem(&t.graph, cfg, &train_std)?;
