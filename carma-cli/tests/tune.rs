@@ -291,3 +291,13 @@ fn bad_arguments_get_clear_errors() {
     assert!(err.contains("--space"), "{err}");
     assert!(!std::path::Path::new(&best).exists());
 }
+
+#[test]
+fn tune_is_listed_and_its_help_has_an_example() {
+    let top = text(&ok(carma(&["--help"])).stdout);
+    assert!(top.contains("tune"), "{top}");
+    let help = text(&ok(carma(&["tune", "--help"])).stdout);
+    assert!(help.contains("Example"), "{help}");
+    assert!(help.contains("carma tune --dataset"), "{help}");
+    assert!(help.contains("carma fit --data"), "{help}");
+}

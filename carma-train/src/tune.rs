@@ -907,13 +907,16 @@ mod tests {
         let run = |study: &mut Study, n: usize, jobs: usize| {
             run_study(study, &bases, n, jobs, &mut |_| Ok(()), &mut |_, _| {}).unwrap();
         };
+        // Uninterrupted, two threads: waves {0, 1} and {2, 3}.
         let mut a = Study::new(cfg.clone()).unwrap();
-        run(&mut a, 3, 2);
+        run(&mut a, 4, 2);
+        // One thread, stopped in the middle of the second wave, then resumed from its file.
         let mut b = Study::new(cfg.clone()).unwrap();
-        run(&mut b, 2, 1);
-        assert_eq!(b.trials.len(), 2);
-        let mut b = Study::from_json(&b.to_json()).unwrap();
         run(&mut b, 3, 1);
+        assert_eq!(b.trials.len(), 3);
+        let mut b = Study::from_json(&b.to_json()).unwrap();
+        run(&mut b, 4, 1);
+        assert_eq!(b.trials.len(), 4);
         let strip = |s: &Study| -> Vec<Trial> {
             s.trials
                 .iter()

@@ -247,7 +247,14 @@ fn study_settings(
         _ => anyhow::bail!("give --dataset NAME, or --data FILE with --graph FILE"),
     };
     let base = match (&args.config, setting) {
-        (Some(_), _) => super::fit::config(args.config.as_deref(), None, None)?,
+        (Some(_), _) => {
+            let mut c = super::fit::config(args.config.as_deref(), None, None)?;
+            // `loan-weighted` means Loan's preference weights unless the file gives others.
+            if c.weights.is_none() {
+                c.weights = setting.and_then(|s| s.weights.clone());
+            }
+            c
+        }
         (None, Some(s)) => {
             let mut c = if args.fast {
                 PipelineConfig::tiny(s.dataset)
