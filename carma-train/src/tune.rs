@@ -896,6 +896,22 @@ mod tests {
     }
 
     #[test]
+    fn retraining_carma_with_the_base_settings_reproduces_the_trained_models() {
+        let cfg = settings().base;
+        let sim = train_simulated(Dataset::ChainLin, &cfg, &mut NoProgress).unwrap();
+        let again = retrain_carma(&sim, &cfg).unwrap();
+        assert_eq!(again.trained.metrics, sim.trained.metrics);
+        // A user's table: the splits `table_splits` gives are the ones `train_on_table` used.
+        let (table, graph) = (&sim.train, &sim.trained.graph);
+        let t = train_on_table(table, graph, "t", &cfg, &mut NoProgress).unwrap();
+        let splits = table_splits(table, &cfg).unwrap();
+        let [a, b, c] = &splits;
+        let t2 = retrain_carma_on(&t, [a, b, c], &cfg).unwrap();
+        assert_eq!(t2.metrics, t.metrics);
+        assert!(t.metrics.carma_cost.is_some());
+    }
+
+    #[test]
     fn a_study_runs_in_waves_deterministically_and_resumes() {
         let cfg = settings();
         let setting = Setting::parse("chain-lin").unwrap().remove(0);
