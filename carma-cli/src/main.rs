@@ -73,6 +73,13 @@ enum Command {
         carma evaluate --dataset loan,loan-weighted --seeds 3 --methods oracle,carma\n  \
         carma evaluate --dataset chain-lin --seeds 1 --fast --max-individuals 20")]
     Evaluate(cmd::evaluate::Args),
+    /// Search CARMA's hyperparameters on the validation split (TPE, pruning, resumable) and
+    /// write the best as a `carma fit --config` file (docs/MATH.md, section 5).
+    #[command(after_help = "Example:\n  \
+        carma tune --dataset chain-lin --trials 60 --study chain.json -o chain-tuned.toml\n  \
+        carma tune --data loan.csv --graph loan.toml --trials 40 --study s.json -o tuned.toml\n  \
+        carma fit --data loan.csv --graph loan.toml --config tuned.toml -o loan.carma")]
+    Tune(cmd::tune::Args),
     /// Draw SVG figures from the runs.json of `carma evaluate --out DIR`: intervention rates,
     /// number of actions, cost against the oracle, Loan preferences, training curves.
     #[command(after_help = "Example:\n  \
@@ -119,6 +126,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
+        Command::Tune(args) => cmd::tune::run(args),
         Command::Report(args) => report::run(args),
         Command::Oracle(args) => cmd::oracle::run(args),
         Command::Serve(args) => serve::run(args),

@@ -203,7 +203,7 @@ fn run_descent(sim: &Simulated, x_raw: &Array2<f64>, iters: usize) -> Recommenda
                 // Linearized: minimize sum c_k delta_k^2 s.t. g0 + g.(delta - delta_cur) = target.
                 let gd: f32 = cont.iter().map(|&k| g[k] * (vals[k] - xs[k])).sum();
                 let q: f32 = cont.iter().map(|&k| g[k] * g[k] / c[k]).sum();
-                if !(q > 0.0) {
+                if q.is_nan() || q <= 0.0 {
                     break;
                 }
                 let lam = (target - g0 + gd) / q;

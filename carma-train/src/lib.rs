@@ -24,3 +24,4 @@ pub mod oracle;
 pub mod pipeline;
 pub mod preflight;
 pub mod scm;
+pub mod tune;

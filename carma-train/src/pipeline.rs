@@ -910,23 +910,43 @@ pub fn train_simulated_with(
 /// (`cfg.carma`, `cfg.weights`, `cfg.seed`): what a search over CARMA's settings needs, since
 /// the classifier and the flow do not depend on them. The result is `sim` with the new CARMA.
 pub fn retrain_carma(sim: &Simulated, cfg: &PipelineConfig) -> Result<Simulated, PipelineError> {
-    let t = &sim.trained;
+    let mut out = sim.clone();
+    out.trained = retrain_carma_on(&sim.trained, [&sim.train, &sim.val, &sim.test], cfg)?;
+    Ok(out)
+}
+
+/// CARMA trained again on `trained`'s classifier and flow with other settings, on the
+/// recourse `splits` (train, validation, test; original units) the model was made with:
+/// [`retrain_carma`] for any model, e.g. one of [`train_on_table`] with its
+/// [`table_splits`]. The test metrics are recorded on the third split.
+pub fn retrain_carma_on(
+    trained: &Trained,
+    splits: [&Table; 3],
+    cfg: &PipelineConfig,
+) -> Result<Trained, PipelineError> {
+    let t = trained;
     let fitted = Fitted {
         scaler: t.scaler.clone(),
         classifier: t.classifier.clone(),
         flow: t.flow.clone(),
-        metrics: t.metrics.clone(),
+        metrics: t.metrics,
     };
-    let train_std = t.scaler.transform(sim.train.x.view())?;
+    let train_std = t.scaler.transform(splits[0].x.view())?;
     let problem = recourse_problem(&t.graph, cfg, &train_std)?;
     let x_rej = train_std.select(Axis(0), &rejected(&t.classifier, &train_std));
-    let val_std = t.scaler.transform(sim.val.x.view())?;
+    let val_std = t.scaler.transform(splits[1].x.view())?;
     let x_val_rej = val_std.select(Axis(0), &rejected(&t.classifier, &val_std));
     let carma = fit_carma(&fitted, problem, &x_rej, &x_val_rej, cfg, &mut NoProgress)?;
-    let mut out = sim.clone();
-    out.trained.carma = carma;
-    out.trained.record_test_metrics(&sim.test.x)?;
+    let mut out = t.clone();
+    out.carma = carma;
+    out.record_test_metrics(&splits[2].x)?;
     Ok(out)
+}
+
+/// The train, validation and test splits [`train_on_table`] makes of `table` for
+/// `cfg.seed`.
+pub fn table_splits(table: &Table, cfg: &PipelineConfig) -> Result<[Table; 3], PipelineError> {
+    Ok(table.split(TABLE_SPLIT, derive_seed(cfg.seed, 4))?)
 }
 
 /// Trains every stage on a user's table (columns = the graph's features, in
@@ -973,7 +993,7 @@ pub fn train_on_table_with(
         }
     }
     progress.stage(Stage::Data, 0);
-    let splits = table.split(TABLE_SPLIT, derive_seed(cfg.seed, 4))?;
+    let splits = table_splits(table, cfg)?;
     progress.done(
         Stage::Data,
         &format!(

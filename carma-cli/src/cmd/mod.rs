@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod oracle;
 pub mod recommend;
 pub mod simulate;
+pub mod tune;
 
 use std::num::NonZeroUsize;
 
