@@ -452,7 +452,7 @@ mod tests {
     fn trial(number: usize, state: TrialState, cost: f64, cov: f64) -> Trial {
         Trial {
             number,
-            point: vec![0.5, 0.5, 0.0, 0.5, 0.0, 0.5, 0.0, 0.5, 0.5],
+            point: vec![0.5, 0.5, 0.0, 0.5, 0.0, 0.5, 0.0, 0.5, 0.5, 1.0],
             carma: CarmaConfig::default(),
             state,
             scores: vec![seed_score(cost, cov)],
