@@ -602,7 +602,10 @@ fn excess_concurrent_requests_get_503_with_retry_after_late_bodies_408_late_head
     // get the slow one refused instead (that race failed this test on a loaded machine).
     let until = std::time::Instant::now() + support::http::IO_TIMEOUT;
     loop {
-        assert!(std::time::Instant::now() < until, "the slow request never held the slot");
+        assert!(
+            std::time::Instant::now() < until,
+            "the slow request never held the slot"
+        );
         let metrics = server.client().get("/metrics").unwrap().text();
         if metrics.contains("\ncarma_requests_in_flight 1\n") {
             break;
