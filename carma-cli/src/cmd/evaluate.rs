@@ -379,44 +379,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The scores of an earlier run in `dir/runs.json` (none when the file is absent); refused when
 /// they were made with other options.
 fn previous_runs(dir: &std::path::Path, options: &RunOptions) -> anyhow::Result<SeedScores> {
-    let path = dir.join("runs.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let old: Runs = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a runs file of carma evaluate", path.display()))?;
-    anyhow::ensure!(
-        old.options == *options,
-        "{}: made with other options ({:?}, now {:?}); use another --out or drop --resume",
-        path.display(),
-        old.options,
-        options
-    );
-    Ok(old.runs)
+    let old: Option<Runs> = previous(dir, "runs.json", "runs", options, |r: &Runs| &r.options)?;
+    Ok(old.map(|r| r.runs).unwrap_or_default())
 }
 
 /// CARMA's training history of an earlier run in `dir/history.json` (none when the file is
 /// absent, as beside a runs.json written before it existed); refused when made with other
 /// options.
 fn previous_history(dir: &std::path::Path, options: &RunOptions) -> anyhow::Result<SeedHistory> {
-    let path = dir.join("history.json");
+    let old: Option<History> = previous(dir, "history.json", "history", options, |h: &History| {
+        &h.options
+    })?;
+    Ok(old.map(|h| h.carma).unwrap_or_default())
+}
+
+/// `dir/name`, an earlier run's `what` file, parsed; `None` when it is absent; refused when it
+/// is not such a file or was made with other options than `options`.
+fn previous<T: serde::de::DeserializeOwned>(
+    dir: &std::path::Path,
+    name: &str,
+    what: &str,
+    options: &RunOptions,
+    options_of: impl Fn(&T) -> &RunOptions,
+) -> anyhow::Result<Option<T>> {
+    let path = dir.join(name);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let old: History = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a history file of carma evaluate", path.display()))?;
+    let old: T = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a {what} file of carma evaluate", path.display()))?;
     anyhow::ensure!(
-        old.options == *options,
+        options_of(&old) == options,
         "{}: made with other options ({:?}, now {:?}); use another --out or drop --resume",
         path.display(),
-        old.options,
+        options_of(&old),
         options
     );
-    Ok(old.carma)
+    Ok(Some(old))
 }
 
 /// One spinner per method while it runs, then a line with its scores (plain lines without a
