@@ -17,10 +17,10 @@ use carma_train::evaluate::{
     Recommendations, Scores, oracle_bins, run_carma_core, run_carma_core_with, run_oracle, score,
 };
 use carma_train::pipeline::{
-    NoProgress, PipelineConfig, Simulated, rejected, retrain_carma, train_simulated,
+    NoProgress, PipelineConfig, Simulated, rejected_rows, retrain_carma, train_simulated,
 };
 use carma_train::scm::Dataset;
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2};
 use std::time::Instant;
 
 fn candidate(spec: &str, ds: Dataset, weighted: bool) -> CarmaConfig {
@@ -82,9 +82,7 @@ fn flow_overrides(cfg: &mut PipelineConfig) {
 }
 
 fn rejected_val(sim: &Simulated) -> Array2<f64> {
-    let t = &sim.trained;
-    let x_std = t.scaler.transform(sim.val.x.view()).expect("same width");
-    sim.val.x.select(Axis(0), &rejected(&t.classifier, &x_std))
+    rejected_rows(&sim.trained, &sim.val.x).expect("same width")
 }
 
 /// The cheapest accepted answer among the refined recommendation and its `k - 1`

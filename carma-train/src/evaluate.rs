@@ -14,7 +14,7 @@ use ndarray::{Array1, Array2, Axis};
 
 use crate::classifier::ACCEPT_THRESHOLD;
 use crate::oracle::{BINS_LOAN, BINS_SYNTHETIC, OracleProblem};
-use crate::pipeline::{Simulated, rejected};
+use crate::pipeline::{Simulated, rejected, rejected_rows};
 use crate::scm::Dataset;
 
 /// What a method recommends for a batch of individuals.
@@ -113,9 +113,7 @@ pub fn score(sim: &Simulated, x_raw: &Array2<f64>, rec: &Recommendations) -> Sco
 
 /// The rejected individuals of the recourse test split, original units.
 pub fn rejected_test(sim: &Simulated) -> Array2<f64> {
-    let t = &sim.trained;
-    let x_std = t.scaler.transform(sim.test.x.view()).expect("same width");
-    sim.test.x.select(Axis(0), &rejected(&t.classifier, &x_std))
+    rejected_rows(&sim.trained, &sim.test.x).expect("same width")
 }
 
 /// CARMA through the product path: the exported bundle served by `carma-core`,

@@ -433,6 +433,12 @@ pub fn rejected(classifier: &Classifier, x_std: &Array2<f64>) -> Vec<usize> {
         .collect()
 }
 
+/// The rows of `x_raw` (original units) that `trained`'s classifier rejects, in original units.
+pub fn rejected_rows(trained: &Trained, x_raw: &Array2<f64>) -> Result<Array2<f64>, ScalerError> {
+    let x_std = trained.scaler.transform(x_raw.view())?;
+    Ok(x_raw.select(Axis(0), &rejected(&trained.classifier, &x_std)))
+}
+
 struct Fitted {
     scaler: Scaler,
     classifier: Classifier,
@@ -612,6 +618,24 @@ fn recourse_problem(
         weights,
         cost_range: feature_ranges(x_train_std),
     })
+}
+
+/// CARMA's stage on the recourse training and validation rows (original units): the cost
+/// problem from the training rows, then CARMA fitted on the rows the classifier rejects.
+fn fit_carma_on(
+    fitted: &Fitted,
+    graph: &CausalGraph,
+    train_x: &Array2<f64>,
+    val_x: &Array2<f64>,
+    cfg: &PipelineConfig,
+    progress: &mut dyn Progress,
+) -> Result<Carma, PipelineError> {
+    let train_std = fitted.scaler.transform(train_x.view())?;
+    let problem = recourse_problem(graph, cfg, &train_std)?;
+    let x_rej = train_std.select(Axis(0), &rejected(&fitted.classifier, &train_std));
+    let val_std = fitted.scaler.transform(val_x.view())?;
+    let x_val_rej = val_std.select(Axis(0), &rejected(&fitted.classifier, &val_std));
+    fit_carma(fitted, problem, &x_rej, &x_val_rej, cfg, progress)
 }
 
 fn fit_carma(
@@ -855,12 +879,14 @@ pub fn train_simulated_with(
         fit_classifier_and_flow(&graph, &clf_splits, &flow_splits, None, cfg, progress)?;
     fitted.classifier = swap(fitted.classifier);
     let (flow_min, flow_max) = column_range(&flow_splits[0].x);
-    let rec_train_std = fitted.scaler.transform(rec_splits[0].x.view())?;
-    let problem = recourse_problem(&graph, cfg, &rec_train_std)?;
-    let x_rej = rec_train_std.select(Axis(0), &rejected(&fitted.classifier, &rec_train_std));
-    let rec_val_std = fitted.scaler.transform(rec_splits[1].x.view())?;
-    let x_val_rej = rec_val_std.select(Axis(0), &rejected(&fitted.classifier, &rec_val_std));
-    let carma = fit_carma(&fitted, problem, &x_rej, &x_val_rej, cfg, progress)?;
+    let carma = fit_carma_on(
+        &fitted,
+        &graph,
+        &rec_splits[0].x,
+        &rec_splits[1].x,
+        cfg,
+        progress,
+    )?;
 
     let train_x = &rec_splits[0].x;
     let train_min = train_x
@@ -931,12 +957,14 @@ pub fn retrain_carma_on(
         flow: t.flow.clone(),
         metrics: t.metrics,
     };
-    let train_std = t.scaler.transform(splits[0].x.view())?;
-    let problem = recourse_problem(&t.graph, cfg, &train_std)?;
-    let x_rej = train_std.select(Axis(0), &rejected(&t.classifier, &train_std));
-    let val_std = t.scaler.transform(splits[1].x.view())?;
-    let x_val_rej = val_std.select(Axis(0), &rejected(&t.classifier, &val_std));
-    let carma = fit_carma(&fitted, problem, &x_rej, &x_val_rej, cfg, &mut NoProgress)?;
+    let carma = fit_carma_on(
+        &fitted,
+        &t.graph,
+        &splits[0].x,
+        &splits[1].x,
+        cfg,
+        &mut NoProgress,
+    )?;
     let mut out = t.clone();
     out.carma = carma;
     out.record_test_metrics(&splits[2].x)?;
@@ -1006,12 +1034,7 @@ pub fn train_on_table_with(
     );
     let fitted = fit_classifier_and_flow(graph, &splits, &splits, fixed, cfg, progress)?;
     let (train_min, train_max) = column_range(&splits[0].x);
-    let train_std = fitted.scaler.transform(splits[0].x.view())?;
-    let problem = recourse_problem(graph, cfg, &train_std)?;
-    let x_rej = train_std.select(Axis(0), &rejected(&fitted.classifier, &train_std));
-    let val_std = fitted.scaler.transform(splits[1].x.view())?;
-    let x_val_rej = val_std.select(Axis(0), &rejected(&fitted.classifier, &val_std));
-    let carma = fit_carma(&fitted, problem, &x_rej, &x_val_rej, cfg, progress)?;
+    let carma = fit_carma_on(&fitted, graph, &splits[0].x, &splits[1].x, cfg, progress)?;
     let mut trained = Trained {
         dataset: dataset.to_owned(),
         seed: cfg.seed,

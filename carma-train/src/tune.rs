@@ -34,8 +34,8 @@ use crate::data::Table;
 use crate::evaluate::{Setting, oracle_bins, run_carma_core, run_oracle, score};
 use crate::graph::CausalGraph;
 use crate::pipeline::{
-    NoProgress, PipelineConfig, PipelineError, Simulated, Trained, rejected, retrain_carma,
-    retrain_carma_on, table_splits, train_on_table, train_simulated,
+    NoProgress, PipelineConfig, PipelineError, Simulated, Trained, rejected, rejected_rows,
+    retrain_carma, retrain_carma_on, table_splits, train_on_table, train_simulated,
 };
 use space::SpaceError;
 
@@ -158,15 +158,7 @@ pub fn prepare_base(
     match source {
         Source::Dataset(setting) => {
             let sim = train_simulated(setting.dataset, &cfg, &mut NoProgress).map_err(err)?;
-            let t = &sim.trained;
-            let val_std = t
-                .scaler
-                .transform(sim.val.x.view())
-                .map_err(|e| err(e.into()))?;
-            let x_val = sim
-                .val
-                .x
-                .select(Axis(0), &rejected(&t.classifier, &val_std));
+            let x_val = rejected_rows(&sim.trained, &sim.val.x).map_err(|e| err(e.into()))?;
             let x_val = first_rows(x_val, settings.max_individuals);
             let oracle_cost_x100 = (settings.oracle && x_val.nrows() > 0).then(|| {
                 let rec = run_oracle(&sim, &x_val, oracle_bins(setting.dataset), threads);
