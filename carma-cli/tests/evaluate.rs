@@ -2,9 +2,9 @@
 //! individuals, the files it writes, and its usage errors.
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod support;
+use support::cli::{TempDir, carma, ok, text, usage_error};
 
 /// The figures every method must carry in results.json (issue 4).
 const REQUIRED: [&str; 6] = [
@@ -15,66 +15,6 @@ const REQUIRED: [&str; 6] = [
     "us_per_individual",
     "validity_pct",
 ];
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("carma-eval-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.0.join(name)).unwrap()
-    }
-
-    fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn carma(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_carma"))
-        .args(args)
-        .output()
-        .expect("the carma binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        text(&o.stderr),
-        text(&o.stdout)
-    );
-    o
-}
-
-/// A usage error (exit 2), returning standard error.
-fn usage_error(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(2), "stderr: {}", text(&o.stderr));
-    text(&o.stderr)
-}
 
 #[test]
 fn fast_evaluate_writes_results_json_and_results_md_for_the_requested_methods() {

@@ -3,66 +3,10 @@
 //! study, and the refusals (a corrupt or mismatched study, bad arguments).
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("carma-tune-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn carma(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_carma"))
-        .args(args)
-        .output()
-        .expect("the carma binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        text(&o.stderr),
-        text(&o.stdout)
-    );
-    o
-}
-
-/// A run-time failure (exit 1), returning standard error.
-fn failure(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(1), "stderr: {}", text(&o.stderr));
-    text(&o.stderr)
-}
-
-/// A usage error (exit 2), returning standard error.
-fn usage_error(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(2), "stderr: {}", text(&o.stderr));
-    text(&o.stderr)
-}
+mod support;
+use support::cli::{TempDir, carma, failure, ok, text, usage_error};
 
 fn tune(dataset: &str, trials: &str, study: &str, out: &str) -> Output {
     carma(&[
@@ -108,7 +52,7 @@ fn trials(study: &serde_json::Value) -> Vec<serde_json::Value> {
 #[test]
 fn tune_writes_a_study_and_a_config_that_fit_reads_and_resumes_with_earlier_trials_kept() {
     let dir = TempDir::new("e2e");
-    let (study, best) = (dir.path("study.json"), dir.path("best.toml"));
+    let (study, best) = (dir.arg("study.json"), dir.arg("best.toml"));
     let o = ok(tune("chain-lin", "3", &study, &best));
     let stderr = text(&o.stderr);
     assert!(stderr.contains("trial 3/3"), "{stderr}");
@@ -152,7 +96,7 @@ fn tune_writes_a_study_and_a_config_that_fit_reads_and_resumes_with_earlier_tria
         cfg["carma"]["batch_size"].as_integer().unwrap() as u64,
         best_trial["carma"]["batch_size"].as_u64().unwrap()
     );
-    let (data, graph, model) = (dir.path("d.csv"), dir.path("g.toml"), dir.path("m.carma"));
+    let (data, graph, model) = (dir.arg("d.csv"), dir.arg("g.toml"), dir.arg("m.carma"));
     ok(carma(&[
         "simulate",
         "--dataset",
@@ -189,7 +133,7 @@ fn tune_writes_a_study_and_a_config_that_fit_reads_and_resumes_with_earlier_tria
 #[test]
 fn a_corrupt_study_file_is_refused_and_left_alone() {
     let dir = TempDir::new("corrupt");
-    let (study, best) = (dir.path("study.json"), dir.path("best.toml"));
+    let (study, best) = (dir.arg("study.json"), dir.arg("best.toml"));
     for bad in [
         "{\"format\": \"carma-tune-study\"",
         "[1, 2, 3]",
@@ -206,7 +150,7 @@ fn a_corrupt_study_file_is_refused_and_left_alone() {
 #[test]
 fn tune_on_a_users_csv_scores_cost_and_coverage_without_an_oracle() {
     let dir = TempDir::new("csv");
-    let (data, graph) = (dir.path("d.csv"), dir.path("g.toml"));
+    let (data, graph) = (dir.arg("d.csv"), dir.arg("g.toml"));
     ok(carma(&[
         "simulate",
         "--dataset",
@@ -218,7 +162,7 @@ fn tune_on_a_users_csv_scores_cost_and_coverage_without_an_oracle() {
         "--graph",
         &graph,
     ]));
-    let (study, best) = (dir.path("s.json"), dir.path("best.toml"));
+    let (study, best) = (dir.arg("s.json"), dir.arg("best.toml"));
     ok(carma(&[
         "tune", "--data", &data, "--graph", &graph, "--fast", "--trials", "2", "--seeds", "1",
         "--study", &study, "-o", &best,
@@ -238,7 +182,7 @@ fn tune_on_a_users_csv_scores_cost_and_coverage_without_an_oracle() {
 #[test]
 fn bad_arguments_get_clear_errors() {
     let dir = TempDir::new("bad");
-    let best = dir.path("b.toml");
+    let best = dir.arg("b.toml");
     let err = usage_error(carma(&[
         "tune",
         "--dataset",
@@ -265,7 +209,7 @@ fn bad_arguments_get_clear_errors() {
     assert!(err.contains("unknown dataset 'nope'"), "{err}");
     let err = failure(carma(&["tune", "--dataset", "all", "-o", &best]));
     assert!(err.contains("one dataset at a time"), "{err}");
-    let space = dir.path("space.toml");
+    let space = dir.arg("space.toml");
     let paper = "[lr]\nkind = \"float\"\nlo = 0.01\nhi = 0.001\nlog = true\n";
     fs::write(&space, paper).unwrap();
     let err = failure(carma(&[

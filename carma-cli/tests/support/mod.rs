@@ -1,3 +1,4 @@
-//! Shared by the serve tests and the serve load benchmark.
+//! Shared by the CLI tests (`cli`) and the serve tests and load benchmark (`http`).
 
+pub mod cli;
 pub mod http;
