@@ -122,20 +122,9 @@ pub fn rates(run: &RunsFile) -> Figure {
             y_desc: "% of individuals intervened on".into(),
             y_max: 100.0,
             y_decimals: 0,
-            series: methods
-                .iter()
-                .map(|&m| {
-                    let summary = summary(s, m);
-                    Series {
-                        label: m.name().into(),
-                        color: method_color(m),
-                        values: (0..s.features.len())
-                            .map(|k| summary.as_ref().map(|r| 100.0 * r.feature_rates[k]))
-                            .collect(),
-                        errors: None,
-                    }
-                })
-                .collect(),
+            series: method_series(s, &methods, s.features.len(), |r, k| {
+                100.0 * r.feature_rates[k]
+            }),
             lines: Vec::new(),
         })
         .collect();
@@ -173,25 +162,10 @@ pub fn actions(run: &RunsFile) -> Figure {
                 y_desc: "% of individuals".into(),
                 y_max: 100.0,
                 y_decimals: 0,
-                series: methods
-                    .iter()
-                    .map(|&m| {
-                        let summary = summary(s, m);
-                        Series {
-                            label: m.name().into(),
-                            color: method_color(m),
-                            values: (0..=d)
-                                .map(|k| {
-                                    summary.as_ref().map(|r| {
-                                        let total: usize = r.actions_histogram.iter().sum();
-                                        100.0 * r.actions_histogram[k] as f64 / total.max(1) as f64
-                                    })
-                                })
-                                .collect(),
-                            errors: None,
-                        }
-                    })
-                    .collect(),
+                series: method_series(s, &methods, d + 1, |r, k| {
+                    let total: usize = r.actions_histogram.iter().sum();
+                    100.0 * r.actions_histogram[k] as f64 / total.max(1) as f64
+                }),
                 lines: Vec::new(),
             }
         })
@@ -422,6 +396,30 @@ pub fn preferences(run: &RunsFile) -> Option<Figure> {
 }
 
 /// The method's scores on the setting summarized over seeds, if it ran there.
+/// One bar series per method over `n` categories, `value(summary, k)` each (none where the
+/// method did not run on `s`).
+fn method_series(
+    s: &SettingRuns,
+    methods: &[Method],
+    n: usize,
+    value: impl Fn(&MethodSummary, usize) -> f64,
+) -> Vec<Series> {
+    methods
+        .iter()
+        .map(|&m| {
+            let summary = summary(s, m);
+            Series {
+                label: m.name().into(),
+                color: method_color(m),
+                values: (0..n)
+                    .map(|k| summary.as_ref().map(|r| value(r, k)))
+                    .collect(),
+                errors: None,
+            }
+        })
+        .collect()
+}
+
 fn summary(s: &SettingRuns, m: Method) -> Option<MethodSummary> {
     let scores = s.scores(m);
     (!scores.is_empty()).then(|| MethodSummary::of(&scores))
