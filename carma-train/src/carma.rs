@@ -566,6 +566,10 @@ impl Carma {
         let mut lambda = 0.0;
         let mut noise = Array2::zeros((0, 2 * d));
         let mut best: Option<(f64, f64, Carma)> = None;
+        // The flow is frozen: the validation individuals' latents are the same every epoch.
+        let val = x_val
+            .filter(|xv| xv.nrows() > 0)
+            .map(|xv| (xv, flow.abduct(xv)));
         for epoch in 1..=cfg.epochs {
             batches.shuffle(&mut rng);
             let (mut sum_loss, mut sum_cost, mut sum_hinge, mut n) = (0.0, 0.0, 0.0, 0usize);
@@ -614,13 +618,13 @@ impl Carma {
                 n += 1;
             }
             let n = n.max(1) as f64;
-            let mut val = None;
-            if let Some(xv) = x_val.filter(|xv| xv.nrows() > 0) {
-                let out = carma.recommend(flow, classifier, xv, &[]);
+            let mut scores = None;
+            if let Some((xv, zv)) = &val {
+                let out = carma.recommend_latent(flow, classifier, xv, zv, &[]);
                 let nv = xv.nrows() as f64;
                 let coverage = out.prob.iter().filter(|&&p| p >= 0.5).count() as f64 / nv;
                 let cost = out.cost.sum() / nv;
-                val = Some((coverage, cost));
+                scores = Some((coverage, cost));
                 let better = match best.as_ref() {
                     None => true,
                     Some(&(c, k, _)) => {
@@ -644,8 +648,8 @@ impl Carma {
                 cost: sum_cost / n,
                 hinge: sum_hinge / n,
                 lambda,
-                val_coverage: val.map(|v| v.0),
-                val_cost: val.map(|v| v.1),
+                val_coverage: scores.map(|v| v.0),
+                val_cost: scores.map(|v| v.1),
             });
         }
         Ok(best.map_or(carma, |b| b.2))
@@ -710,8 +714,8 @@ impl Carma {
 
         // Through the frozen flow inverse and classifier.
         let z_cf = z + &(&m * &delta);
-        let x_cf = flow.inverse(&z_cf);
-        let p = classifier.prob(&x_cf);
+        let (x_cf, flow_trace) = flow.inverse_traced(&z_cf);
+        let (p, classifier_trace) = classifier.prob_traced(&x_cf);
 
         // Loss terms.
         let cost = self.problem.cost(x, &x_cf, &m).sum() / bf;
@@ -750,8 +754,8 @@ impl Carma {
             }
         }
         let g_p = hinge_terms.mapv(|h| if h > 0.0 { -2.0 * coef / bf } else { 0.0 });
-        g_x += &classifier.input_grad(&x_cf, &g_p);
-        let g_zcf = flow.inverse_backward(&x_cf, &g_x);
+        g_x += &classifier.input_grad_traced(&classifier_trace, &g_p);
+        let g_zcf = flow.inverse_backward_traced(&flow_trace, &g_x);
         // z_cf = z + m * delta.
         g_m += &(&g_zcf * &delta);
         let g_delta = &g_zcf * &m;
@@ -811,15 +815,26 @@ impl Carma {
         x: &Array2<f64>,
         forbid: &[bool],
     ) -> CarmaOutput {
+        self.recommend_latent(flow, classifier, x, &flow.abduct(x), forbid)
+    }
+
+    /// [`Carma::recommend`] for individuals `x` whose latents `z = T(x)` are known.
+    pub fn recommend_latent(
+        &self,
+        flow: &CausalFlow,
+        classifier: &Classifier,
+        x: &Array2<f64>,
+        z: &Array2<f64>,
+        forbid: &[bool],
+    ) -> CarmaOutput {
         let d = self.d();
-        let z = flow.abduct(x);
-        let mask = self.mask(&z, forbid);
+        let mask = self.mask(z, forbid);
         let mut input = Array2::zeros((x.nrows(), 2 * d));
-        input.slice_mut(s![.., ..d]).assign(&z);
+        input.slice_mut(s![.., ..d]).assign(z);
         input.slice_mut(s![.., d..]).assign(&mask);
         let (lo, hi) = self.clamp;
         let delta = self.action_net.predict(&input).mapv(|v| v.clamp(lo, hi));
-        let z_cf = &z + &(&mask * &delta);
+        let z_cf = z + &(&mask * &delta);
         let x_cf = flow.inverse(&z_cf);
         let prob = classifier.prob(&x_cf);
         let cost = self.problem.cost(x, &x_cf, &mask);

@@ -293,6 +293,10 @@ fn validate_split(
     Ok(())
 }
 
+/// A classifier forward pass kept for its input gradient ([`Classifier::prob_traced`]).
+#[derive(Debug, Clone)]
+pub struct ClassifierTrace(MlpCache);
+
 impl Classifier {
     /// An untrained classifier over `n_features` inputs, initialized like torch's `nn.Linear`
     /// from `config.seed`.
@@ -501,14 +505,30 @@ impl Classifier {
     /// Gradient of `sum_r grad_p[r] * h(x_r)` with respect to `x` (rows = batch). The classifier
     /// stays frozen: its parameter gradients are not touched.
     pub fn input_grad(&self, x: &Array2<f64>, grad_p: &Array1<f64>) -> Array2<f64> {
+        let (_, trace) = self.prob_traced(x);
+        self.input_grad_traced(&trace, grad_p)
+    }
+
+    /// [`Classifier::prob`], keeping the forward pass for [`Classifier::input_grad_traced`].
+    pub fn prob_traced(&self, x: &Array2<f64>) -> (Array1<f64>, ClassifierTrace) {
         let mut cache = MlpCache::default();
-        let logits = self.net.forward_with(x, &mut cache);
-        let mut g = logits.mapv(|t| {
+        let p = self
+            .net
+            .forward_with(x, &mut cache)
+            .column(0)
+            .mapv(|t| Activation::Sigmoid.apply(t));
+        (p, ClassifierTrace(cache))
+    }
+
+    /// [`Classifier::input_grad`] at the point of a [`Classifier::prob_traced`] call, without
+    /// a second forward pass.
+    pub fn input_grad_traced(&self, trace: &ClassifierTrace, grad_p: &Array1<f64>) -> Array2<f64> {
+        let mut g = trace.0.output().mapv(|t| {
             let p = Activation::Sigmoid.apply(t);
             p * (1.0 - p)
         });
         g.column_mut(0).zip_mut_with(grad_p, |a, &b| *a *= b);
-        self.net.input_grad(&cache, &g)
+        self.net.input_grad(&trace.0, &g)
     }
 
     /// Widths `[D, hidden..., 1]` and parameters in `MlpWire` layout (`f32`), for export as an

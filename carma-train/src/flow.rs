@@ -76,6 +76,38 @@ fn layer_apply(net: &Mlp, x: &Array2<f64>) -> (Array2<f64>, Array2<f64>) {
     (z, ls)
 }
 
+/// What the gradient through one layer's inverse needs (docs/MATH.md section 5): the
+/// hyper-network's forward cache at the layer's input `x`, `1 / exp(ls)` and
+/// `d z / d raw = x exp(ls) d ls / d raw`.
+struct LayerJacobian {
+    cache: MlpCache,
+    inv_scale: Array2<f64>,
+    dz_draw: Array2<f64>,
+}
+
+impl LayerJacobian {
+    /// From the cache of a forward pass whose outputs are the layer's at input `x`.
+    fn from_output(cache: MlpCache, x: &Array2<f64>) -> Self {
+        let raw = cache.output().slice(s![.., 1..;2]);
+        let dls = raw.mapv(soft_clip_grad);
+        let scale = raw.mapv(soft_clip).mapv(f64::exp);
+        let inv_scale = scale.mapv(|s| 1.0 / s);
+        let dz_draw = x * &scale * &dls;
+        Self {
+            cache,
+            inv_scale,
+            dz_draw,
+        }
+    }
+}
+
+/// Each layer's Jacobian at the solution of [`CausalFlow::inverse_traced`], for
+/// [`CausalFlow::inverse_backward_traced`].
+pub struct InverseTrace {
+    /// In the layers' order (data to latent).
+    layers: Vec<LayerJacobian>,
+}
+
 /// Interleave `(d shift, d raw)` into a hyper-network output gradient `[batch][2D]`.
 fn interleave(g_shift: &Array2<f64>, g_raw: &Array2<f64>) -> Array2<f64> {
     let (b, d) = g_shift.dim();
@@ -316,20 +348,58 @@ impl CausalFlow {
         Ok(self.mean_log_likelihood(x_std) - log_std)
     }
 
-    /// One layer's inverse: one hyper-network pass per depth level.
-    fn layer_inverse(&self, net: &Mlp, z: &Array2<f64>) -> Array2<f64> {
+    /// One layer's inverse: one hyper-network pass per depth level, with the last pass's
+    /// forward cache when `keep` (what [`CausalFlow::inverse_backward_traced`] needs).
+    ///
+    /// The roots (depth 0) read no feature, so the hyper-network's outputs for them are the
+    /// same for every row: those of the all-zero input the first pass would read. They are
+    /// computed on one row instead of the whole batch (same bits: rows do not mix in a matrix
+    /// product).
+    fn layer_inverse(
+        &self,
+        net: &Mlp,
+        z: &Array2<f64>,
+        keep: bool,
+    ) -> (Array2<f64>, Option<LayerJacobian>) {
         let mut x = Array2::zeros(z.raw_dim());
-        for level in &self.levels {
-            let o = net.predict(&x);
+        let solve = |x: &mut Array2<f64>, level: &[usize], o: ndarray::ArrayView2<f64>| {
+            let rows = x.nrows();
             for &i in level {
+                let (shift, raw) = (o.column(2 * i), o.column(2 * i + 1));
+                let shift = shift.broadcast(rows).expect("one row or a row per row");
+                let raw = raw.broadcast(rows).expect("one row or a row per row");
                 Zip::from(x.column_mut(i))
                     .and(z.column(i))
-                    .and(o.column(2 * i))
-                    .and(o.column(2 * i + 1))
+                    .and(shift)
+                    .and(raw)
                     .for_each(|x, &z, &shift, &raw| *x = (z - shift) / soft_clip(raw).exp());
             }
+        };
+        let n_levels = self.levels.len();
+        let mut cache = MlpCache::default();
+        for (l, level) in self.levels.iter().enumerate() {
+            let last = l + 1 == n_levels;
+            if last && keep {
+                let o = net.forward_with(&x, &mut cache).clone();
+                solve(&mut x, level, o.view());
+            } else if l == 0 {
+                let o = net.predict(&Array2::zeros((1, z.ncols())));
+                solve(&mut x, level, o.view());
+            } else {
+                // Only this level's outputs are read: the rest of the hyper-network is skipped.
+                let outputs: Vec<usize> = level.iter().flat_map(|&i| [2 * i, 2 * i + 1]).collect();
+                let o = net.restricted_to(&outputs).predict(&x);
+                for (k, &i) in level.iter().enumerate() {
+                    Zip::from(x.column_mut(i))
+                        .and(z.column(i))
+                        .and(o.column(2 * k))
+                        .and(o.column(2 * k + 1))
+                        .for_each(|x, &z, &shift, &raw| *x = (z - shift) / soft_clip(raw).exp());
+                }
+            }
         }
-        x
+        let jacobian = keep.then(|| LayerJacobian::from_output(cache, &x));
+        (x, jacobian)
     }
 
     /// Prediction `x~ = T^-1(z)` (layers in reverse, each solved level by level).
@@ -339,25 +409,37 @@ impl CausalFlow {
     pub fn inverse(&self, z: &Array2<f64>) -> Array2<f64> {
         let mut y = z.clone();
         for net in self.layers.iter().rev() {
-            y = self.layer_inverse(net, &y);
+            y = self.layer_inverse(net, &y, false).0;
         }
         y
     }
 
-    /// `J^-T g` for one layer at its input `x` (`J = d layer(x) / dx`): the fixed-point form of
-    /// back-substitution in reverse topological order. `a = (g - N^T a) / exp(ls)` where `N` is
-    /// the strictly lower (parents-only) part of `J`, a vector-Jacobian product through the
+    /// [`CausalFlow::inverse`], also returning what [`CausalFlow::inverse_backward_traced`]
+    /// needs, so that the gradient costs no further forward pass: each layer's last inverse
+    /// pass already saw every input its outputs depend on (a feature of the deepest level is
+    /// nobody's parent), so its outputs are those of a forward pass at the solution.
+    pub fn inverse_traced(&self, z: &Array2<f64>) -> (Array2<f64>, InverseTrace) {
+        let mut y = z.clone();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for net in self.layers.iter().rev() {
+            let (x, jacobian) = self.layer_inverse(net, &y, true);
+            layers.push(jacobian.expect("kept"));
+            y = x;
+        }
+        layers.reverse();
+        (y, InverseTrace { layers })
+    }
+
+    /// `J^-T g` for one layer (`J = d layer(x) / dx` at the layer's input): the fixed-point form
+    /// of back-substitution in reverse topological order. `a = (g - N^T a) / exp(ls)` where `N`
+    /// is the strictly lower (parents-only) part of `J`, a vector-Jacobian product through the
     /// hyper-network; after (depth levels - 1) rounds every entry is exact.
-    fn layer_inverse_backward(&self, net: &Mlp, x: &Array2<f64>, g: &Array2<f64>) -> Array2<f64> {
-        let t = layer_trace(net, x);
-        let inv_scale = t.scale.mapv(|s| 1.0 / s);
-        // d z_i / d raw_i = x_i * exp(ls_i) * d ls_i / d raw_i
-        let dz_draw = x * &t.scale * &t.dls;
-        let mut a = g * &inv_scale;
+    fn layer_jt_solve(&self, net: &Mlp, j: &LayerJacobian, g: &Array2<f64>) -> Array2<f64> {
+        let mut a = g * &j.inv_scale;
         for _ in 1..self.levels.len() {
-            let g_o = interleave(&a, &(&a * &dz_draw));
-            let off = net.input_grad(&t.cache, &g_o);
-            a = (g - &off) * &inv_scale;
+            let g_o = interleave(&a, &(&a * &j.dz_draw));
+            let off = net.input_grad(&j.cache, &g_o);
+            a = (g - &off) * &j.inv_scale;
         }
         a
     }
@@ -368,9 +450,29 @@ impl CausalFlow {
     pub fn inverse_backward(&self, x_cf: &Array2<f64>, grad_x: &Array2<f64>) -> Array2<f64> {
         let mut y = x_cf.clone();
         let mut g = grad_x.clone();
-        for net in &self.layers {
-            g = self.layer_inverse_backward(net, &y, &g);
-            y = layer_apply(net, &y).0;
+        let n = self.layers.len();
+        for (l, net) in self.layers.iter().enumerate() {
+            let t = layer_trace(net, &y);
+            let next = (l + 1 < n).then(|| t.z.clone());
+            let j = LayerJacobian::from_output(t.cache, &y);
+            g = self.layer_jt_solve(net, &j, &g);
+            if let Some(next) = next {
+                y = next;
+            }
+        }
+        g
+    }
+
+    /// [`CausalFlow::inverse_backward`] at the point of an [`CausalFlow::inverse_traced`] call:
+    /// the same values without a forward pass.
+    pub fn inverse_backward_traced(
+        &self,
+        trace: &InverseTrace,
+        grad_x: &Array2<f64>,
+    ) -> Array2<f64> {
+        let mut g = grad_x.clone();
+        for (net, j) in self.layers.iter().zip(&trace.layers) {
+            g = self.layer_jt_solve(net, j, &g);
         }
         g
     }

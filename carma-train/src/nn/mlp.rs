@@ -183,6 +183,40 @@ impl Mlp {
         g
     }
 
+    /// The part of the network that computes the outputs `outputs` (in that order): every
+    /// hidden unit with no path of non-zero effective weights to one of them is left out. The
+    /// values are the same as those outputs of the whole network, up to the sign of a zero:
+    /// what is left out only ever adds exact zeros.
+    pub fn restricted_to(&self, outputs: &[usize]) -> Mlp {
+        // keep[l]: the units of layer l's output kept, from the last layer back.
+        let n = self.layers.len();
+        let mut rows: Vec<Vec<usize>> = vec![Vec::new(); n];
+        rows[n - 1] = outputs.to_vec();
+        for l in (1..n).rev() {
+            let w = self.layers[l].effective_weight();
+            rows[l - 1] = (0..w.ncols())
+                .filter(|&h| rows[l].iter().any(|&o| w[[o, h]] != 0.0))
+                .collect();
+        }
+        let layers = (0..n)
+            .map(|l| {
+                let layer = &self.layers[l];
+                let w = layer.effective_weight();
+                let cols: Vec<usize> = if l == 0 {
+                    (0..w.ncols()).collect()
+                } else {
+                    rows[l - 1].clone()
+                };
+                let sub = Array2::from_shape_fn((rows[l].len(), cols.len()), |(r, c)| {
+                    w[[rows[l][r], cols[c]]]
+                });
+                let b = rows[l].iter().map(|&r| layer.bias()[r]).collect();
+                Dense::from_parts(sub, b)
+            })
+            .collect();
+        Mlp::from_layers(layers, self.hidden, self.output)
+    }
+
     /// Parameters in the bundle's `MlpWire` layout (per layer: `W_eff` `[out][in]` row-major,
     /// then `b`), masks multiplied in, converted to `f32`.
     pub fn to_wire_params(&self) -> Vec<f32> {
@@ -251,6 +285,31 @@ mod tests {
         check(Activation::Tanh, Activation::Identity, &[3, 5, 4, 1]);
         check(Activation::Sigmoid, Activation::Identity, &[3, 5, 1]);
         check(Activation::Identity, Activation::Identity, &[3, 4, 1]);
+    }
+
+    #[test]
+    fn restricted_network_computes_the_same_outputs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // Layers whose weights are partly exact zeros, like MADE's masked ones.
+        let layers: Vec<Dense> = [(5, 9), (9, 8), (8, 6)]
+            .iter()
+            .enumerate()
+            .map(|(l, &(fan_in, fan_out))| {
+                let mask = Array2::from_shape_fn((fan_out, fan_in), |(o, i)| {
+                    f64::from(u8::from((o * 3 + i + l) % 4 != 0))
+                });
+                Dense::masked(mask, Init::TorchDefault, &mut rng)
+            })
+            .collect();
+        let mlp = Mlp::from_layers(layers, Activation::Elu, Activation::Identity);
+        let x = random_matrix(7, 5, 3, 2.0);
+        let full = mlp.predict(&x);
+        for outputs in [vec![0], vec![5, 1], vec![2, 3, 4], (0..6).collect()] {
+            let part = mlp.restricted_to(&outputs).predict(&x);
+            for (k, &o) in outputs.iter().enumerate() {
+                assert_eq!(part.column(k), full.column(o), "output {o}");
+            }
+        }
     }
 
     #[test]
