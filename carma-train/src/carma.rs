@@ -378,6 +378,16 @@ pub struct CarmaEpoch {
     pub val_cost: Option<f64>,
 }
 
+/// How an epoch's networks do on the validation individuals: what the model selection of
+/// [`Carma::fit_scored`] compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidationScore {
+    /// Fraction of the individuals whose recommendation is accepted.
+    pub coverage: f64,
+    /// Mean cost of the recommendations.
+    pub cost: f64,
+}
+
 /// The loss terms of one batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossParts {
@@ -515,6 +525,43 @@ impl Carma {
         config: &CheckedCarmaConfig,
         on_epoch: &mut dyn FnMut(CarmaEpoch),
     ) -> Result<Self, CarmaError> {
+        // The flow is frozen: the validation individuals' latents are the same every epoch.
+        let val = x_val
+            .filter(|xv| xv.nrows() > 0)
+            .map(|xv| (xv, flow.abduct(xv)));
+        let mut networks = |carma: &Carma| {
+            val.as_ref().map(|(xv, zv)| {
+                let out = carma.recommend_latent(flow, classifier, xv, zv, &[]);
+                let nv = xv.nrows() as f64;
+                ValidationScore {
+                    coverage: out.prob.iter().filter(|&&p| p >= 0.5).count() as f64 / nv,
+                    cost: out.cost.sum() / nv,
+                }
+            })
+        };
+        Self::fit_scored(
+            flow,
+            classifier,
+            x,
+            problem,
+            config,
+            &mut networks,
+            on_epoch,
+        )
+    }
+
+    /// [`Carma::fit`] with the validation score of each epoch's networks given by `score`
+    /// (`None`: no validation, the last epoch is kept), for instance the score of the
+    /// recommendations as served, refined by the core.
+    pub fn fit_scored(
+        flow: &CausalFlow,
+        classifier: &Classifier,
+        x: &Array2<f64>,
+        problem: RecourseProblem,
+        config: &CheckedCarmaConfig,
+        score: &mut dyn FnMut(&Carma) -> Option<ValidationScore>,
+        on_epoch: &mut dyn FnMut(CarmaEpoch),
+    ) -> Result<Self, CarmaError> {
         let cfg = config.get();
         let d = flow.n_features();
         for (what, found) in [
@@ -566,10 +613,6 @@ impl Carma {
         let mut lambda = 0.0;
         let mut noise = Array2::zeros((0, 2 * d));
         let mut best: Option<(f64, f64, Carma)> = None;
-        // The flow is frozen: the validation individuals' latents are the same every epoch.
-        let val = x_val
-            .filter(|xv| xv.nrows() > 0)
-            .map(|xv| (xv, flow.abduct(xv)));
         for epoch in 1..=cfg.epochs {
             batches.shuffle(&mut rng);
             let (mut sum_loss, mut sum_cost, mut sum_hinge, mut n) = (0.0, 0.0, 0.0, 0usize);
@@ -618,13 +661,8 @@ impl Carma {
                 n += 1;
             }
             let n = n.max(1) as f64;
-            let mut scores = None;
-            if let Some((xv, zv)) = &val {
-                let out = carma.recommend_latent(flow, classifier, xv, zv, &[]);
-                let nv = xv.nrows() as f64;
-                let coverage = out.prob.iter().filter(|&&p| p >= 0.5).count() as f64 / nv;
-                let cost = out.cost.sum() / nv;
-                scores = Some((coverage, cost));
+            let scores = score(&carma).map(|v| (v.coverage, v.cost));
+            if let Some((coverage, cost)) = scores {
                 let better = match best.as_ref() {
                     None => true,
                     Some(&(c, k, _)) => {
