@@ -15,6 +15,10 @@
 //! and 32 features, every individual rejected (so `recommend` takes its full
 //! path), for how the cost grows with the number of features.
 //!
+//! `loan_batch/{lanes,per_row}/{rejected,test_split}`: `recommend_batch`
+//! over the rejected rows or the whole split, with the lane kernel and with
+//! the one-row-at-a-time path, per individual, one core.
+//!
 //! `*/invert_fixed_point_baseline`: the reference implementation's inverse
 //! (`D` full passes of each flow layer, FLOW_MATH section 6) on the core's
 //! own kernels, so that the scheduled inversion's speed-up is a ratio
@@ -227,6 +231,40 @@ fn loan(c: &mut Criterion) {
             bundle.action(&c.z, c.mask, &mut out, &mut scratch).unwrap()
         })
     });
+    g.finish();
+
+    // The batch API on one core: the lane kernel (a scratch of
+    // `batch_scratch_len`) against the one-row-at-a-time path (a scratch of
+    // `scratch_len`) in the same run, over the rejected rows and the whole
+    // split, per individual.
+    let flat =
+        |cases: &[Case]| -> Vec<f32> { cases.iter().flat_map(|c| c.x_raw.clone()).collect() };
+    let mut g = c.benchmark_group("loan_batch");
+    for (name, xs) in [("rejected", flat(&rejected)), ("test_split", flat(&all))] {
+        let rows = xs.len() / d;
+        g.throughput(Throughput::Elements(rows as u64));
+        let mut out = vec![0.0f32; xs.len()];
+        let mut results = vec![Err(carma_core::Error::NoCarma); rows];
+        for (kernel, len) in [
+            ("lanes", bundle.batch_scratch_len()),
+            ("per_row", bundle.scratch_len()),
+        ] {
+            let mut scratch = vec![0.0f32; len];
+            g.bench_function(BenchmarkId::new(kernel, name), |b| {
+                b.iter(|| {
+                    bundle
+                        .recommend_batch(
+                            black_box(&xs),
+                            FeatureSet::EMPTY,
+                            &mut out,
+                            &mut results,
+                            &mut scratch,
+                        )
+                        .unwrap()
+                })
+            });
+        }
+    }
     g.finish();
 }
 

@@ -13,6 +13,12 @@
 //! `classify`, `mask` or `action`; each call handles one rejected Loan
 //! individual of `fixtures/bench`, cycling. Instructions per call are
 //! `(Ir(STAGE, N) - Ir(setup, N)) / N`.
+//!
+//! `batch-split`, `batch-rejected` (N rows of the whole test split, or of
+//! its rejected rows, cycling, through `recommend_batch` in calls of 512
+//! rows with the lane kernel's scratch) and `batch-split-rows`,
+//! `batch-rejected-rows` (the same with a scratch of `scratch_len`: one row
+//! at a time), for `perf stat` cycles per row.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -213,6 +219,52 @@ fn main() {
         return;
     }
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    if let Some(kind) = stage.strip_prefix("batch-") {
+        let (kind, per_row) = match kind.strip_suffix("-rows") {
+            Some(k) => (k, true),
+            None => (kind, false),
+        };
+        let mut scratch = vec![0.0f32; bundle.scratch_len()];
+        let mut x_std = vec![0.0; d];
+        let source: Vec<f32> = rows
+            .iter()
+            .filter(|x| {
+                kind == "split"
+                    || (bundle.standardize(x, &mut x_std).is_ok()
+                        && bundle.classify(&x_std, &mut scratch).is_ok_and(|p| p < 0.5))
+            })
+            .flatten()
+            .copied()
+            .collect();
+        let xs: Vec<f32> = source.iter().copied().cycle().take(n * d).collect();
+        let len = if per_row {
+            bundle.scratch_len()
+        } else {
+            bundle.batch_scratch_len()
+        };
+        let mut scratch = vec![0.0f32; len];
+        let mut out = vec![0.0f32; 512 * d];
+        let mut results = vec![Err(carma_core::Error::NoCarma); 512];
+        let mut acc = 0.0f32;
+        for x in xs.chunks(512 * d) {
+            let rows = x.len() / d;
+            bundle
+                .recommend_batch(
+                    black_box(x),
+                    FeatureSet::EMPTY,
+                    &mut out[..rows * d],
+                    &mut results[..rows],
+                    &mut scratch,
+                )
+                .expect("batch");
+            acc += results
+                .iter()
+                .map(|r| r.map_or(0.0, |r| r.cost))
+                .sum::<f32>();
+        }
+        println!("{stage} {n} rows: {acc}");
+        return;
+    }
     let mut scratch = vec![0.0f32; bundle.scratch_len()];
     let mut out = vec![0.0f32; d];
     let mut alt_rows = vec![0.0f32; 3 * d];

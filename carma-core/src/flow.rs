@@ -243,7 +243,7 @@ impl<'a> Flow<'a> {
     }
 
     /// Total width of the hidden layers of one hyper-network.
-    fn hidden_len(&self) -> usize {
+    pub(crate) fn hidden_len(&self) -> usize {
         (1..=self.n_hidden())
             .map(|h| self.dims.get(h).map_or(0, usize::from))
             .sum()

@@ -80,6 +80,7 @@ pub mod feature_set;
 pub mod flow;
 pub mod format;
 mod graph;
+mod lanes;
 pub mod le;
 pub mod mlp;
 pub mod recommend;

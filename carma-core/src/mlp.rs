@@ -83,6 +83,11 @@ impl<'a> Dense<'a> {
         self.n_out
     }
 
+    /// The weight bytes, column-major (`W[row][col]` at `4 (col n_out + row)`).
+    pub(crate) fn weight_bytes(&self) -> &'a [u8] {
+        self.w
+    }
+
     /// `W[row][col]`, or `None` out of range.
     pub fn weight(&self, row: usize, col: usize) -> Option<f32> {
         if row >= self.n_out {

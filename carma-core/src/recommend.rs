@@ -638,7 +638,7 @@ impl<'a> Bundle<'a> {
 
     /// Checks per-request limits: each bound slice empty or of length `D`,
     /// no NaN, no `min > max`, no feature both increase- and decrease-only.
-    fn check_limits(&self, limits: &Limits<'_>) -> Result<(), Error> {
+    pub(crate) fn check_limits(&self, limits: &Limits<'_>) -> Result<(), Error> {
         for v in [limits.min, limits.max] {
             if !v.is_empty() {
                 self.check_len(v, Argument::Limits)?;

@@ -1,7 +1,8 @@
 //! Recommendations for many individuals over several threads: the rows are
 //! cut into blocks of [`BLOCK_ROWS`], and each thread takes the next block
 //! not yet taken and runs [`Bundle::recommend_batch`] on it with its own
-//! scratch area. Results are the same bits as one thread gives (every row
+//! scratch area of [`Bundle::batch_scratch_len`] values (the core's lane
+//! kernel: several individuals per weight load). Results are the same bits as one thread gives (every row
 //! is computed on its own).
 //!
 //! Blocks rather than one contiguous share per thread: an accepted
@@ -40,7 +41,7 @@ pub fn recommend_parallel(
     let threads = threads.clamp(1, rows.div_ceil(BLOCK_ROWS).max(1));
     if threads == 1 || xs.len() != rows * d || out.len() != rows * d {
         // One thread, or a shape error the core reports.
-        let mut scratch = vec![0.0; bundle.scratch_len()];
+        let mut scratch = vec![0.0; bundle.batch_scratch_len()];
         return bundle.recommend_batch(xs, forbid, out, results, &mut scratch);
     }
     let blocks = Mutex::new(
@@ -52,7 +53,7 @@ pub fn recommend_parallel(
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut scratch = vec![0.0; bundle.scratch_len()];
+                    let mut scratch = vec![0.0; bundle.batch_scratch_len()];
                     loop {
                         // Taking the next block cannot panic, so the lock is never poisoned.
                         let next = blocks.lock().unwrap_or_else(|e| e.into_inner()).next();
