@@ -91,12 +91,15 @@ impl LayerJacobian {
         let raw = cache.output().slice(s![.., 1..;2]);
         let dls = raw.mapv(soft_clip_grad);
         let scale = raw.mapv(soft_clip).mapv(f64::exp);
-        let inv_scale = scale.mapv(|s| 1.0 / s);
-        let dz_draw = x * &scale * &dls;
+        Self::new(cache, &scale, &dls, x)
+    }
+
+    /// From the cache and the `exp(ls)`, `d ls / d raw` of a forward pass at input `x`.
+    fn new(cache: MlpCache, scale: &Array2<f64>, dls: &Array2<f64>, x: &Array2<f64>) -> Self {
         Self {
             cache,
-            inv_scale,
-            dz_draw,
+            inv_scale: scale.mapv(|s| 1.0 / s),
+            dz_draw: x * scale * dls,
         }
     }
 }
@@ -362,10 +365,14 @@ impl CausalFlow {
         keep: bool,
     ) -> (Array2<f64>, Option<LayerJacobian>) {
         let mut x = Array2::zeros(z.raw_dim());
-        let solve = |x: &mut Array2<f64>, level: &[usize], o: ndarray::ArrayView2<f64>| {
+        // Writes the level's features from the pass's outputs `o`: one row (shared by every
+        // row) or a row per row, with feature `level[k]`'s outputs at columns `2 c, 2 c + 1`
+        // where `c` is `k` for a restricted pass and the feature itself otherwise.
+        let solve = |x: &mut Array2<f64>, level: &[usize], o: Array2<f64>, restricted: bool| {
             let rows = x.nrows();
-            for &i in level {
-                let (shift, raw) = (o.column(2 * i), o.column(2 * i + 1));
+            for (k, &i) in level.iter().enumerate() {
+                let c = if restricted { k } else { i };
+                let (shift, raw) = (o.column(2 * c), o.column(2 * c + 1));
                 let shift = shift.broadcast(rows).expect("one row or a row per row");
                 let raw = raw.broadcast(rows).expect("one row or a row per row");
                 Zip::from(x.column_mut(i))
@@ -378,24 +385,17 @@ impl CausalFlow {
         let n_levels = self.levels.len();
         let mut cache = MlpCache::default();
         for (l, level) in self.levels.iter().enumerate() {
-            let last = l + 1 == n_levels;
-            if last && keep {
+            if l + 1 == n_levels && keep {
                 let o = net.forward_with(&x, &mut cache).clone();
-                solve(&mut x, level, o.view());
+                solve(&mut x, level, o, false);
             } else if l == 0 {
                 let o = net.predict(&Array2::zeros((1, z.ncols())));
-                solve(&mut x, level, o.view());
+                solve(&mut x, level, o, false);
             } else {
                 // Only this level's outputs are read: the rest of the hyper-network is skipped.
                 let outputs: Vec<usize> = level.iter().flat_map(|&i| [2 * i, 2 * i + 1]).collect();
                 let o = net.restricted_to(&outputs).predict(&x);
-                for (k, &i) in level.iter().enumerate() {
-                    Zip::from(x.column_mut(i))
-                        .and(z.column(i))
-                        .and(o.column(2 * k))
-                        .and(o.column(2 * k + 1))
-                        .for_each(|x, &z, &shift, &raw| *x = (z - shift) / soft_clip(raw).exp());
-                }
+                solve(&mut x, level, o, true);
             }
         }
         let jacobian = keep.then(|| LayerJacobian::from_output(cache, &x));
@@ -450,15 +450,11 @@ impl CausalFlow {
     pub fn inverse_backward(&self, x_cf: &Array2<f64>, grad_x: &Array2<f64>) -> Array2<f64> {
         let mut y = x_cf.clone();
         let mut g = grad_x.clone();
-        let n = self.layers.len();
-        for (l, net) in self.layers.iter().enumerate() {
+        for net in &self.layers {
             let t = layer_trace(net, &y);
-            let next = (l + 1 < n).then(|| t.z.clone());
-            let j = LayerJacobian::from_output(t.cache, &y);
+            let j = LayerJacobian::new(t.cache, &t.scale, &t.dls, &y);
             g = self.layer_jt_solve(net, &j, &g);
-            if let Some(next) = next {
-                y = next;
-            }
+            y = t.z;
         }
         g
     }
