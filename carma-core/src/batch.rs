@@ -352,20 +352,7 @@ impl<'r, 'a, 'o> Run<'r, 'a, 'o> {
             self.results.get_mut(r),
         ) {
             o.copy_from_slice(x);
-            *res = Ok(Recommendation {
-                mask: FeatureSet::EMPTY,
-                prob_before: p,
-                prob_after: p,
-                accepted: true,
-                already_accepted: true,
-                cost: 0.0,
-                cost_unrefined: 0.0,
-                refined: false,
-                status: Status::AlreadyAccepted,
-                bound_by_limit: FeatureSet::EMPTY,
-                max_changes_bound: false,
-                out_of_range: self.bundle.out_of_range(x),
-            });
+            *res = Ok(Recommendation::already(p, self.bundle.out_of_range(x)));
         }
     }
 

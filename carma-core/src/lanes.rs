@@ -49,6 +49,18 @@ pub(crate) fn set_lane(buf: &mut [f32], k: usize, v: &Lane) {
     }
 }
 
+/// Adds one input column's term to the `U` units' sums in every lane:
+/// `acc[u] += w[u] * x`, with `run` the column's `U` weights as bytes.
+#[inline(always)]
+fn add_column<const U: usize>(acc: &mut [Lane; U], run: &[u8], xk: &Lane) {
+    let wu: [f32; U] = core::array::from_fn(|u| run.get(4 * u..4 * u + 4).map_or(0.0, f32_at));
+    for (a, &wv) in acc.iter_mut().zip(&wu) {
+        for (s, &xv) in a.iter_mut().zip(xk) {
+            *s += wv * xv;
+        }
+    }
+}
+
 /// `sum_k W[j + u][k] x[k]` for the `U` units from `j`, over the columns of
 /// `w` (whole columns of `col_len` bytes) and the lane groups of `x`, in
 /// input order, for every lane.
@@ -59,12 +71,7 @@ fn block<const U: usize>(w: &[u8], col_len: usize, j: usize, x: &[f32]) -> [Lane
         let (Some(run), Ok(xk)) = (col.get(4 * j..4 * (j + U)), <&Lane>::try_from(xk)) else {
             break;
         };
-        let wu: [f32; U] = core::array::from_fn(|u| run.get(4 * u..4 * u + 4).map_or(0.0, f32_at));
-        for (a, &wv) in acc.iter_mut().zip(&wu) {
-            for (s, &xv) in a.iter_mut().zip(xk) {
-                *s += wv * xv;
-            }
-        }
+        add_column(&mut acc, run, xk);
     }
     acc
 }
@@ -89,12 +96,7 @@ fn block_cols<const U: usize>(
         ) else {
             break;
         };
-        let wu: [f32; U] = core::array::from_fn(|u| run.get(4 * u..4 * u + 4).map_or(0.0, f32_at));
-        for (a, &wv) in acc.iter_mut().zip(&wu) {
-            for (s, &xv) in a.iter_mut().zip(xk) {
-                *s += wv * xv;
-            }
-        }
+        add_column(&mut acc, run, xk);
     }
     acc
 }

@@ -46,6 +46,27 @@ pub struct Recommendation {
     pub out_of_range: FeatureSet,
 }
 
+impl Recommendation {
+    /// The outcome for a person the classifier already accepts (probability `prob`): nothing
+    /// to change.
+    pub(crate) fn already(prob: f32, out_of_range: FeatureSet) -> Self {
+        Recommendation {
+            mask: FeatureSet::EMPTY,
+            prob_before: prob,
+            prob_after: prob,
+            accepted: true,
+            already_accepted: true,
+            cost: 0.0,
+            cost_unrefined: 0.0,
+            refined: false,
+            status: Status::AlreadyAccepted,
+            bound_by_limit: FeatureSet::EMPTY,
+            max_changes_bound: false,
+            out_of_range,
+        }
+    }
+}
+
 /// What kind of answer a [`Recommendation`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -405,20 +426,7 @@ impl<'a> Bundle<'a> {
         let prob_before = self.classify_unchecked(x_std, inner)?;
         if prob_before >= ACCEPT_THRESHOLD {
             x_cf_raw_out.copy_from_slice(x_raw);
-            return Ok(Recommendation {
-                mask: FeatureSet::EMPTY,
-                prob_before,
-                prob_after: prob_before,
-                accepted: true,
-                already_accepted: true,
-                cost: 0.0,
-                cost_unrefined: 0.0,
-                refined: false,
-                status: Status::AlreadyAccepted,
-                bound_by_limit: FeatureSet::EMPTY,
-                max_changes_bound: false,
-                out_of_range,
-            });
+            return Ok(Recommendation::already(prob_before, out_of_range));
         }
 
         z.copy_from_slice(x_std);
